@@ -34,6 +34,9 @@ struct Model {
   ModelConfig config;
   ModelWeights weights;
   VocabSpec vocab;
+  // RoPE inverse frequencies, head_dim/2 entries, with any scaling (llama3, linear,
+  // or a GGUF rope_freqs tensor) already applied. Filled by the loader.
+  std::vector<float> rope_inv_freq;
   // Storage the tensor views point into.
   std::vector<std::unique_ptr<MappedFile>> mapped_files;
   std::vector<std::vector<uint8_t>> owned_buffers;
