@@ -356,6 +356,21 @@ constexpr const char* kJsonQwen2Regex =
 
 bool IsByteLevel(const json& j) { return j.is_object() && j.value("type", "") == "ByteLevel"; }
 
+// True if j or any nested pre-tokenizer/decoder step is ByteLevel.
+bool HasByteLevelStep(const json& j) {
+  if (IsByteLevel(j)) return true;
+  if (j.is_object()) {
+    for (const char* key : {"pretokenizers", "decoders"}) {
+      if (j.contains(key) && j[key].is_array()) {
+        for (const json& step : j[key]) {
+          if (HasByteLevelStep(step)) return true;
+        }
+      }
+    }
+  }
+  return false;
+}
+
 // Maps the pre_tokenizer definition to a family name; "" if it is not one we support.
 std::string ByteLevelPreTokenizerName(const json& pre) {
   if (IsByteLevel(pre)) {
@@ -505,7 +520,7 @@ StatusOr<VocabSpec> ParseTokenizerJson(const json& tj, const std::string& path) 
   const json& pre = tj.contains("pre_tokenizer") ? tj["pre_tokenizer"] : null_json;
   const json& dec = tj.contains("decoder") ? tj["decoder"] : null_json;
   const json& norm = tj.contains("normalizer") ? tj["normalizer"] : null_json;
-  const bool byte_level = IsByteLevel(dec) || ByteLevelPreTokenizerName(pre) != "" || IsByteLevel(pre);
+  const bool byte_level = HasByteLevelStep(dec) || HasByteLevelStep(pre);
   if (byte_level) {
     spec.kind = VocabSpec::Kind::kByteLevelBpe;
     spec.pre_tokenizer = ByteLevelPreTokenizerName(pre);
