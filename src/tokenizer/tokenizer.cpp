@@ -212,9 +212,10 @@ std::string Tokenizer::TokenBytes(int32_t id) const {
 void Tokenizer::DecodeToken(int32_t id, bool skip_special, bool* at_text_start, std::string& out) const {
   if (id < 0 || id >= vocab_size()) return;
   if (IsSpecial(id)) {
-    // Special tokens neither count as text nor end the "start of text" state, so a BOS
-    // before the first word does not keep its dummy-prefix space.
+    // Encode adds a dummy-prefix space at the start and after every special token, so
+    // Decode drops one there: Decode(Encode(x, _, true), false) == x.
     if (!skip_special) out.append(tokens_[id]);
+    *at_text_start = true;
     return;
   }
   const bool first = *at_text_start;

@@ -64,6 +64,20 @@ TEST(Tokenizer, RoundTripsRealText) {
   }
 }
 
+TEST(Tokenizer, RoundTripsWithParsedSpecialTokens) {
+  for (auto& [name, tok] : AllTokenizers()) {
+    ASSERT_NE(tok, nullptr) << name;
+    const int32_t special = tok->eos_id() >= 0 ? tok->eos_id() : tok->bos_id();
+    ASSERT_GE(special, 0) << name;
+    const std::string sp = tok->TokenText(special);
+    for (const std::string& text : {sp, "a" + sp + "b", sp + " x " + sp + sp + "  y", "Hi" + sp + "\n" + sp + " there"}) {
+      const auto ids = tok->Encode(text, false, true);
+      EXPECT_GE(std::count(ids.begin(), ids.end(), special), 1) << name << ": " << text;
+      EXPECT_EQ(tok->Decode(ids, false), text) << name << ": " << text;
+    }
+  }
+}
+
 TEST(Tokenizer, RoundTripsSpecialTokenText) {
   auto tok = LoadJson("tokenizers/qwen3/tokenizer.json");
   ASSERT_NE(tok, nullptr);

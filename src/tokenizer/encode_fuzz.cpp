@@ -1,0 +1,56 @@
+// libFuzzer target: arbitrary bytes as text for the real tokenizers (SentencePiece with
+// byte fallback, byte-level BPE with the Llama 3 and SmolLM2 pre-tokenizers). Checks the
+// invariants every input must keep: ids in range, and Decode(Encode(x)) == x.
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/vocab_loader.h"
+#include "tokenizer/incremental_detokenizer.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/utf8.h"
+#include "util/paths.h"
+
+namespace {
+
+std::vector<std::unique_ptr<kvserve::Tokenizer>> LoadAll() {
+  std::vector<std::unique_ptr<kvserve::Tokenizer>> v;
+  const auto add = [&](kvserve::StatusOr<kvserve::VocabSpec> spec) {
+    if (!spec.ok()) {
+      std::fprintf(stderr, "fixture: %s\n", spec.status().ToString().c_str());
+      std::abort();
+    }
+    auto tok = kvserve::Tokenizer::Create(*spec);
+    if (!tok.ok()) std::abort();
+    v.push_back(std::move(tok).value());
+  };
+  add(kvserve::LoadVocabFromSentencePieceModel(kvserve::SharedPath("models/stories260K/tok512.model")));
+  add(kvserve::LoadVocabFromTokenizerJson(kvserve::SharedPath("tokenizers/llama3/tokenizer.json")));
+  add(kvserve::LoadVocabFromHfDir(kvserve::SharedPath("tokenizers/smollm2-135m")));
+  return v;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  static const auto* tokenizers = new std::vector<std::unique_ptr<kvserve::Tokenizer>>(LoadAll());
+  const std::string text(reinterpret_cast<const char*>(data), size);
+  for (const auto& tok : *tokenizers) {
+    const auto ids = tok->Encode(text, /*add_special=*/false, /*parse_special=*/false);
+    for (int32_t id : ids) {
+      if (id < 0 || id >= tok->vocab_size()) std::abort();
+    }
+    if (tok->Decode(ids, false) != text) std::abort();
+    // Special-token parsing changes ids but never the text.
+    const auto special = tok->Encode(text, /*add_special=*/false, /*parse_special=*/true);
+    if (tok->Decode(special, false) != text) std::abort();
+    kvserve::IncrementalDetokenizer d(tok.get(), {.skip_special = true, .sequence_start = true});
+    std::string streamed;
+    for (int32_t id : ids) streamed += d.Push(id);
+    streamed += d.Finish();
+    if (streamed != kvserve::SanitizeUtf8(tok->Decode(ids, true))) std::abort();
+  }
+  return 0;
+}
