@@ -69,6 +69,7 @@ class BlockPool {
   // leading tokens share the longest common prefix with `tokens`. Ties go to the
   // most recently cached block.
   PartialMatch LongestPartialMatch(BlockHash parent, uint64_t extra_key, std::span<const int32_t> tokens) const;
+  bool HasHash(BlockHash hash) const { return cached_.count(hash) != 0; }
   // Cached blocks whose parent hash is `parent`, most recently cached first.
   std::vector<int32_t> CachedChildren(BlockHash parent) const;
 
