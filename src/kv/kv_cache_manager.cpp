@@ -181,8 +181,7 @@ bool KvCacheManager::AllocateSlots(RequestId id, int32_t num_new_tokens, int32_t
       r.blocks.push_back(b);
     }
     if (hit->partial_src >= 0) {
-      pool_.Touch(hit->partial_src);
-      pinned_.push_back(hit->partial_src);
+      pool_.Touch(hit->partial_src);  // the pin of the copy queued below
       ++pin_count_[hit->partial_src];
     }
     r.num_computed = hit->num_tokens;
@@ -195,11 +194,11 @@ bool KvCacheManager::AllocateSlots(RequestId id, int32_t num_new_tokens, int32_t
     if (i * bs < p.base) {
       // Our reference becomes the pin that keeps the source alive until the copy runs.
       pending_copies_.emplace_back(b, dst);
-      pinned_.push_back(b);
       ++pin_count_[b];
       ++counters_.cow_copies;
     } else {
       pool_.Release(b);  // nothing valid in it yet: no copy needed
+      if (pool_.ref_count(b) == 0 && !pending_copies_.empty()) DropCopiesIntoFreeBlocks();
     }
     r.blocks[i] = dst;
   }
@@ -238,8 +237,31 @@ void KvCacheManager::CommitComputed(RequestId id, int32_t num_tokens) {
 }
 
 void KvCacheManager::ReleaseTail(Request& r, size_t keep_blocks) {
-  for (size_t i = r.blocks.size(); i > keep_blocks; --i) pool_.Release(r.blocks[i - 1]);
+  bool dropped_copy_target = false;
+  for (size_t i = r.blocks.size(); i > keep_blocks; --i) {
+    int32_t b = r.blocks[i - 1];
+    pool_.Release(b);
+    if (pool_.ref_count(b) == 0 && !pending_copies_.empty()) dropped_copy_target = true;
+  }
   if (r.blocks.size() > keep_blocks) r.blocks.resize(keep_blocks);
+  if (dropped_copy_target) DropCopiesIntoFreeBlocks();
+}
+
+// A copy whose destination was released before the engine ran it (the request was
+// preempted or rolled back in the same step) must not run: the block may be handed
+// to another request in this step. Its source pin goes too.
+void KvCacheManager::DropCopiesIntoFreeBlocks() {
+  size_t kept = 0;
+  for (size_t i = 0; i < pending_copies_.size(); ++i) {
+    auto [src, dst] = pending_copies_[i];
+    if (pool_.ref_count(dst) == 0) {
+      --pin_count_[src];
+      pool_.Release(src);
+    } else {
+      pending_copies_[kept++] = pending_copies_[i];
+    }
+  }
+  pending_copies_.resize(kept);
 }
 
 void KvCacheManager::Free(RequestId id) {
@@ -285,11 +307,10 @@ void KvCacheManager::Rollback(RequestId id, int32_t num_tokens) {
 std::vector<BlockCopy> KvCacheManager::TakePendingCopies() {
   std::vector<BlockCopy> out;
   out.swap(pending_copies_);
-  for (int32_t b : pinned_) {
-    --pin_count_[b];
-    pool_.Release(b);
+  for (auto [src, dst] : out) {
+    --pin_count_[src];
+    pool_.Release(src);
   }
-  pinned_.clear();
   return out;
 }
 
@@ -369,9 +390,10 @@ void KvCacheManager::CheckInvariants() const {
     }
   }
   std::vector<int32_t> pins(config_.num_blocks, 0);
-  for (int32_t b : pinned_) {
-    ++refs[b];
-    ++pins[b];
+  for (auto [src, dst] : pending_copies_) {
+    KV_CHECK_MSG(src != dst && pool_.ref_count(dst) > 0, "pending copy into a free block");
+    ++refs[src];
+    ++pins[src];
   }
   for (int32_t b = 0; b < config_.num_blocks; ++b) {
     KV_CHECK_MSG(pins[b] == pin_count_[b], "pin counts out of step");

@@ -133,7 +133,9 @@ class KvCacheManager {
 
   // Block copies AllocateSlots asked for since the last call, in order. The blocks
   // they read from stay pinned until this call, so the caller must submit the copies
-  // to the backend before the next forward pass and before any later copies.
+  // to the backend, in order, before the next forward pass and before any later
+  // copies. Copies into blocks released meanwhile (Free/Rollback of their request
+  // in the same step) are dropped.
   std::vector<BlockCopy> TakePendingCopies();
 
   // ---- Queries ----
@@ -174,14 +176,16 @@ class KvCacheManager {
   void ExtendHashes(Request& r);
   Plan MakePlan(const Request& r, int32_t num_new_tokens, int32_t num_lookahead_tokens, const PrefixHit* hit) const;
   void ReleaseTail(Request& r, size_t keep_blocks);
+  void DropCopiesIntoFreeBlocks();
 
   KvManagerConfig config_;
   BlockHasher hasher_;
   BlockPool pool_;
   std::unordered_map<RequestId, Request> requests_;
+  // Copies not yet taken by the engine. Each holds a reference (a pin) on its
+  // source block so that the source cannot be reused before the copy runs.
   std::vector<BlockCopy> pending_copies_;
-  std::vector<int32_t> pinned_;     // copy sources kept alive until TakePendingCopies
-  std::vector<int32_t> pin_count_;  // per block: entries in pinned_
+  std::vector<int32_t> pin_count_;  // per block: pending copies reading from it
   KvStats counters_;             // running counters only; Stats() fills the rest
 };
 

@@ -62,8 +62,10 @@ class Driver {
       int kind = Uniform(0, 99);
       if (kind < 18) {
         OpAdd();
-      } else if (kind < 55) {
+      } else if (kind < 40) {
         OpStep();
+      } else if (kind < 55) {
+        OpBatchStep();
       } else if (kind < 63) {
         OpSpeculate();
       } else if (kind < 71) {
@@ -149,8 +151,9 @@ class Driver {
     return std::min<int32_t>(best, std::max<int32_t>(0, static_cast<int32_t>(r.tokens.size()) - 1));
   }
 
-  // Allocates, copies, "runs the model" over n tokens and commits them.
-  bool Schedule(RequestId id, int32_t n, int32_t lookahead) {
+  // Allocates room for n tokens (after the prefix hit for a request without blocks).
+  // Returns the number of tokens scheduled, or -1 when out of blocks.
+  int32_t Allocate(RequestId id, int32_t n, int32_t lookahead) {
     RefRequest& r = ref_.at(id);
     const bool fresh = m_->BlockTable(id).empty() && r.computed == 0;
     PrefixHit hit;
@@ -169,7 +172,7 @@ class Driver {
       ++failures_;
       EXPECT_GT(need, free_before);
       EXPECT_TRUE(Take() == before) << "failed allocation changed state";
-      return false;
+      return -1;
     }
     ++successes_;
     EXPECT_LE(need, free_before);
@@ -177,11 +180,20 @@ class Driver {
     if (fresh) r.computed = hit.num_tokens;
     EXPECT_EQ(m_->NumComputedTokens(id), r.computed);
     EXPECT_GE(static_cast<int64_t>(m_->BlockTable(id).size()) * bs_, static_cast<int64_t>(r.computed) + n + lookahead);
-    // The backend's CopyBlocks, then the forward pass writing the new tokens.
+    return n;
+  }
+
+  // The backend's CopyBlocks, in order.
+  void ApplyCopies() {
     for (auto [src, dst] : m_->TakePendingCopies()) {
       EXPECT_NE(src, dst);
       std::copy_n(shadow_.begin() + static_cast<size_t>(src) * bs_, bs_, shadow_.begin() + static_cast<size_t>(dst) * bs_);
     }
+  }
+
+  // The forward pass writing n new tokens, then CommitComputed.
+  void WriteAndCommit(RequestId id, int32_t n) {
+    RefRequest& r = ref_.at(id);
     auto values = Values(r, r.computed + n);
     auto table = m_->BlockTable(id);
     for (int32_t p = r.computed; p < r.computed + n; ++p) {
@@ -192,7 +204,59 @@ class Driver {
     if (caching_ && r.computed >= bs_) {
       computed_history_.insert({r.salt, std::vector<int32_t>(r.tokens.begin(), r.tokens.begin() + (r.computed / bs_) * bs_)});
     }
+  }
+
+  bool Schedule(RequestId id, int32_t n, int32_t lookahead) {
+    n = Allocate(id, n, lookahead);
+    if (n < 0) return false;
+    ApplyCopies();
+    WriteAndCommit(id, n);
     return true;
+  }
+
+  // Next chunk for a request: its uncomputed tokens, or a newly sampled token.
+  int32_t NextChunk(RequestId id) {
+    RefRequest& r = ref_.at(id);
+    if (r.computed == static_cast<int32_t>(r.tokens.size())) {
+      auto t = RandomTokens(1);  // "sample" a token
+      r.tokens.push_back(t[0]);
+      m_->AppendTokens(id, t);
+    }
+    return Uniform(1, static_cast<int32_t>(r.tokens.size()) - r.computed);
+  }
+
+  // An engine step over several requests: all allocations first (copies queue up
+  // and pins accumulate), sometimes a preemption of an already scheduled request,
+  // then the copies, then the forward pass.
+  void OpBatchStep() {
+    if (ref_.empty()) return;
+    std::vector<std::pair<RequestId, int32_t>> scheduled;
+    std::set<RequestId> picked;
+    int k = Uniform(1, 4);
+    for (int i = 0; i < k; ++i) {
+      RequestId id = PickRequest();
+      if (!picked.insert(id).second) continue;
+      int32_t n = Allocate(id, NextChunk(id), Uniform(0, 3) ? 0 : Uniform(1, 3));
+      if (n >= 0) scheduled.push_back({id, n});
+    }
+    if (!scheduled.empty() && Uniform(0, 3) == 0) {
+      size_t victim = Uniform(0, static_cast<int32_t>(scheduled.size()) - 1);
+      m_->Free(scheduled[victim].first);
+      ref_.erase(scheduled[victim].first);
+      scheduled.erase(scheduled.begin() + victim);
+      // The freed blocks may go straight to another request in the same step.
+      if (!ref_.empty()) {
+        RequestId id = PickRequest();
+        if (!picked.count(id)) {
+          picked.insert(id);
+          int32_t n = Allocate(id, NextChunk(id), 0);
+          if (n >= 0) scheduled.push_back({id, n});
+        }
+      }
+    }
+    m_->CheckInvariants();
+    ApplyCopies();
+    for (auto [id, n] : scheduled) WriteAndCommit(id, n);
   }
 
   void OpAdd() {
@@ -215,14 +279,8 @@ class Driver {
   void OpStep() {
     if (ref_.empty()) return;
     RequestId id = PickRequest();
-    RefRequest& r = ref_.at(id);
-    if (r.computed == static_cast<int32_t>(r.tokens.size())) {
-      auto t = RandomTokens(1);  // "sample" a token
-      r.tokens.push_back(t[0]);
-      m_->AppendTokens(id, t);
-    }
-    int32_t remaining = static_cast<int32_t>(r.tokens.size()) - r.computed;
-    Schedule(id, Uniform(1, remaining), Uniform(0, 2) ? 0 : Uniform(1, 4));
+    int32_t n = NextChunk(id);
+    Schedule(id, n, Uniform(0, 2) ? 0 : Uniform(1, 4));
   }
 
   void OpSpeculate() {
