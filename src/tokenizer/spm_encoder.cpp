@@ -36,7 +36,11 @@ void SpmEncoder::Encode(std::string_view text, std::vector<int32_t>& out) const 
   std::vector<Symbol> symbols;
   symbols.reserve(text.size());
   for (size_t off = 0; off < text.size();) {
-    const size_t n = std::min(Utf8LeadLen(static_cast<uint8_t>(text[off])), text.size() - off);
+    // One symbol per character. An ill-formed byte is a symbol of its own (llama.cpp would
+    // let a stray lead byte swallow the next bytes, even half of an escaped space, so the
+    // text would not survive a round trip); for valid UTF-8 the two agree.
+    const size_t valid = ValidUtf8Len(text, off);
+    const size_t n = valid > 0 ? valid : 1;
     const int32_t idx = static_cast<int32_t>(symbols.size());
     symbols.push_back({idx - 1, off + n == text.size() ? -1 : idx + 1, static_cast<uint32_t>(off),
                        static_cast<uint32_t>(n)});

@@ -184,6 +184,9 @@ TEST(Tokenizer, EncodesOutOfVocabularyCharactersViaBytes) {
   // Invalid UTF-8 input still encodes and decodes byte for byte.
   const std::string bad = "a\xFF\xC3(b";
   EXPECT_EQ(tok->Decode(tok->Encode(bad, false, false), false), bad);
+  // A stray lead byte before an (escaped) space must not swallow part of the space.
+  const std::string stray = "he d\xE9" "d not go";
+  EXPECT_EQ(tok->Decode(tok->Encode(stray, false, false), false), stray);
   auto bpe = LoadJson("tokenizers/llama3/tokenizer.json");
   ASSERT_NE(bpe, nullptr);
   EXPECT_EQ(bpe->Decode(bpe->Encode(bad, false, false), false), bad);
