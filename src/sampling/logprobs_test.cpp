@@ -20,7 +20,9 @@ TEST(LogprobsTest, ExpSumsToOneAndShiftInvariant) {
   double total = 0.0;
   const double lse = LogSumExp(logits);
   for (float l : logits) total += std::exp(l - lse);
-  EXPECT_NEAR(total, 1.0, 1e-9);
+  // The sum is vectorized in float lanes (double across 1024-entry blocks), so lse
+  // is good to a few float ulps; logprobs are reported as float anyway.
+  EXPECT_NEAR(total, 1.0, 1e-6);
 
   const LogprobInfo a = ComputeLogprobs(logits, 5, 20);
   for (float& l : logits) l += 10000.0f;  // no overflow: max is subtracted first

@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "sampling/logit_adjust.h"
+#include "sampling/logit_kernels.h"
 #include "sampling/truncation.h"
 
 namespace kvserve {
@@ -17,8 +18,14 @@ TokenHistory MakeHistory(const SamplingParams& params, std::span<const int32_t> 
   return params.repetition_penalty != 1.0f ? TokenHistory(prompt) : TokenHistory();
 }
 
-// Index of the largest logit (lowest id on ties); -1 when none is finite or +inf.
+// Index of the largest logit (lowest id on ties, NaN skipped); -1 when every
+// logit is -inf or NaN.
 int32_t ArgMax(std::span<const float> logits) {
+  const MaxResult mr = MaxLogit(logits);
+  if (!mr.has_nan) {
+    if (!(mr.max > -std::numeric_limits<float>::infinity())) return -1;
+    return static_cast<int32_t>(std::find(logits.begin(), logits.end(), mr.max) - logits.begin());
+  }
   int32_t best = -1;
   float best_val = -std::numeric_limits<float>::infinity();
   for (size_t i = 0; i < logits.size(); ++i) {
@@ -75,8 +82,8 @@ StatusOr<SampleResult> RequestSampler::Sample(std::span<const float> logits, Sam
   if (params_.is_greedy()) {
     result.token = ArgMax(work);
   } else {
-    const double total = BuildCandidates(work, params_, ws);
-    if (total > 0.0) result.token = DrawCandidate(ws.candidates, total, rng_.Uniform(static_cast<uint64_t>(num_generated_)));
+    const double total = BuildDistribution(work, params_, ws);
+    if (total > 0.0) result.token = DrawToken(ws, total, rng_.Uniform(static_cast<uint64_t>(num_generated_)));
   }
   if (result.token < 0) {
     return Status::InvalidArgument(

@@ -154,6 +154,85 @@ TEST(RequestSamplerTest, TemperatureFrequenciesMatchSoftmax) {
   EXPECT_LT(testing::ChiSquarePValueEvenDof(testing::ChiSquare(counts, wrong, kDraws), 8), 1e-6);
 }
 
+// Successive draws of one sequence must be independent (each step its own
+// uniform): the joint frequencies of consecutive token pairs are the products.
+TEST(RequestSamplerTest, ConsecutiveDrawsAreIndependent) {
+  const std::vector<float> logits = {0.0f, 0.5f, -0.5f};
+  std::vector<double> probs(3);
+  double z = 0.0;
+  for (int i = 0; i < 3; ++i) z += probs[i] = std::exp(logits[i]);
+  for (double& q : probs) q /= z;
+  std::vector<double> pair_probs;
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b) pair_probs.push_back(probs[a] * probs[b]);
+  SamplingParams p;
+  p.seed = 5;
+  RequestSampler s(p, {}, 3, std::nullopt, 5, 0);
+  SamplerWorkspace ws;
+  constexpr int kPairs = 50000;
+  std::vector<int> counts(9, 0);
+  for (int i = 0; i < kPairs; ++i) {
+    const int a = MustSample(s, logits, ws).token;
+    const int b = MustSample(s, logits, ws).token;
+    ++counts[a * 3 + b];
+  }
+  // 8 degrees of freedom, failure probability 1e-6 for a correct sampler; a
+  // reused uniform would put almost all mass on the diagonal (chi2 > 50000).
+  const double x = testing::ChiSquare(counts, pair_probs, kPairs);
+  EXPECT_GT(testing::ChiSquarePValueEvenDof(x, 8), 1e-6) << "chi2=" << x;
+}
+
+// The dense path (no truncation) skips whole blocks of weights during the draw;
+// with a vocab of several blocks, the frequencies of 9 token ranges must match.
+TEST(RequestSamplerTest, DenseDrawAcrossBlocksMatchesSoftmax) {
+  constexpr int kVocab = 5000;  // 5 blocks, the last partial
+  std::vector<float> logits(kVocab);
+  for (int i = 0; i < kVocab; ++i) logits[i] = 3.0f * std::sin(0.01f * i) + ((i % 777) == 0 ? 4.0f : 0.0f);
+  logits[1024] = -std::numeric_limits<float>::infinity();  // block start, banned
+  constexpr int kGroups = 9;
+  auto group = [](int t) { return t * kGroups / kVocab; };
+  std::vector<double> probs(kGroups, 0.0);
+  double z = 0.0;
+  for (int i = 0; i < kVocab; ++i) z += std::exp(static_cast<double>(logits[i]));
+  for (int i = 0; i < kVocab; ++i) probs[group(i)] += std::exp(static_cast<double>(logits[i])) / z;
+  SamplingParams p;
+  RequestSampler s(p, {}, kVocab, std::nullopt, 77, 0);
+  SamplerWorkspace ws;
+  constexpr int kDraws = 60000;
+  std::vector<int> counts(kGroups, 0);
+  for (int i = 0; i < kDraws; ++i) {
+    const int32_t t = MustSample(s, logits, ws).token;
+    ASSERT_NE(t, 1024);
+    ++counts[group(t)];
+  }
+  EXPECT_TRUE(ws.dense);
+  const double x = testing::ChiSquare(counts, probs, kDraws);
+  EXPECT_GT(testing::ChiSquarePValueEvenDof(x, 8), 1e-6) << "chi2=" << x;
+}
+
+TEST(RequestSamplerTest, NanLogitsAreNeverSampled) {
+  const float nan = std::nanf("");
+  std::vector<float> logits(40, 0.0f);
+  logits[3] = nan;
+  logits[5] = nan;
+  logits[9] = 2.0f;
+  SamplerWorkspace ws;
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  RequestSampler g(greedy, {}, 40, std::nullopt, 1, 0);
+  EXPECT_EQ(MustSample(g, logits, ws).token, 9);
+  for (int top_k : {0, 10}) {
+    SamplingParams p;
+    p.top_k = top_k;
+    p.top_p = top_k ? 0.9f : 1.0f;
+    RequestSampler s(p, {}, 40, std::nullopt, 1, 0);
+    for (int i = 0; i < 2000; ++i) {
+      const int32_t t = MustSample(s, logits, ws).token;
+      ASSERT_TRUE(t != 3 && t != 5) << t;
+    }
+  }
+}
+
 TEST(RequestSamplerTest, NegativeInfinityBiasBansToken) {
   std::vector<float> logits = {0.0f, 0.0f, 0.0f, 10.0f, 1.0f};
   SamplingParams p;

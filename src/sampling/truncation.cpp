@@ -2,30 +2,55 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <limits>
 
+#include "sampling/logit_kernels.h"
 #include "util/status.h"
 
 namespace kvserve {
 namespace {
 
 constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+constexpr float kPosInf = std::numeric_limits<float>::infinity();
 
-// The k-th largest finite value of z (k >= 1), or -inf when fewer than k are finite.
-float KthLargest(std::span<const float> logits, float inv_temp, size_t k, std::vector<float>& heap) {
+// Positive floats order like their bit patterns; the top 13 bits (exponent and
+// 4 mantissa bits) give 16 monotone buckets per power of two.
+constexpr int kBucketShift = 19;
+constexpr size_t kNumBuckets = size_t{1} << (32 - kBucketShift - 1);  // sign bit is 0
+
+inline size_t Bucket(float w) {
+  uint32_t bits;
+  std::memcpy(&bits, &w, sizeof(bits));
+  return bits >> kBucketShift;
+}
+
+// The k-th largest finite logit (k >= 1), or -inf when fewer than k are finite.
+// REQUIRES: no NaN in logits.
+float KthLargest(std::span<const float> logits, size_t k, SamplerWorkspace& ws) {
+  std::vector<float>& heap = ws.heap;
   heap.clear();
-  // Min-heap of the k largest so far; most values fail the first comparison.
-  for (float l : logits) {
-    const float z = l * inv_temp;
-    if (!(z > kNegInf)) continue;  // -inf and NaN never survive
-    if (heap.size() < k) {
-      heap.push_back(z);
-      std::push_heap(heap.begin(), heap.end(), std::greater<float>());
-    } else if (z > heap.front()) {
-      std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
-      heap.back() = z;
-      std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+  // Min-heap of the k largest so far; `floor` caches its front, and whole
+  // blocks whose maximum is not above it are skipped.
+  BlockMaxima(logits, ws.block_max);
+  float floor = kNegInf;
+  for (size_t b = 0; b < ws.block_max.size(); ++b) {
+    if (!(ws.block_max[b] > floor)) continue;
+    const size_t end = std::min(logits.size(), (b + 1) * kMaxBlock);
+    for (size_t i = b * kMaxBlock; i < end; ++i) {
+      const float l = logits[i];
+      if (!(l > floor)) continue;
+      if (heap.size() < k) {
+        heap.push_back(l);
+        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        if (heap.size() == k) floor = heap.front();
+      } else {
+        std::pop_heap(heap.begin(), heap.end(), std::greater<float>());
+        heap.back() = l;
+        std::push_heap(heap.begin(), heap.end(), std::greater<float>());
+        floor = heap.front();
+      }
     }
   }
   return heap.size() < k ? kNegInf : heap.front();
@@ -35,55 +60,152 @@ bool Heavier(const WeightedToken& a, const WeightedToken& b) {
   return a.weight != b.weight ? a.weight > b.weight : a.token < b.token;
 }
 
-// Keeps the most likely candidates whose preceding mass is < top_p * total.
-// Sorts only as much as needed: the kept set is usually small.
-void ApplyTopP(std::vector<WeightedToken>& c, float top_p) {
+// Top-p over (token, weight) pairs produced by `for_each(visit)`: appends to
+// `out` the pairs whose preceding mass (in descending weight order) is
+// < top_p * total. Buckets weights by their float bits, then sorts only the
+// bucket where the cumulative mass crosses the limit: two linear passes.
+template <typename ForEach>
+void SelectTopP(ForEach for_each, float top_p, SamplerWorkspace& ws, std::vector<WeightedToken>& out) {
+  std::vector<double>& hist = ws.histogram;
+  std::vector<uint32_t>& count = ws.histogram_count;
+  hist.assign(kNumBuckets, 0.0);
+  count.assign(kNumBuckets, 0);
   double total = 0.0;
-  for (const auto& w : c) total += w.weight;
+  for_each([&](int32_t, float w) {
+    const size_t b = Bucket(w);
+    hist[b] += w;
+    ++count[b];
+    total += w;
+  });
   const double limit = static_cast<double>(top_p) * total;
-  const size_t n = c.size();
-  size_t sorted = 0;
-  size_t want = std::min<size_t>(n, 64);
-  double mass = 0.0;
-  while (true) {
-    if (want < n) std::nth_element(c.begin() + sorted, c.begin() + want, c.end(), Heavier);
-    std::sort(c.begin() + sorted, c.begin() + want, Heavier);
-    for (; sorted < want; ++sorted) {
-      if (mass >= limit) {
-        c.resize(sorted);
-        return;
-      }
-      mass += c[sorted].weight;
+  double before = 0.0;  // mass of all buckets above the crossing one
+  size_t cut = 0;       // rounding may leave the limit unreached: keep everything
+  size_t num_above = 0;
+  for (size_t b = kNumBuckets; b-- > 0;) {
+    if (before + hist[b] >= limit) {
+      cut = b;
+      break;
     }
-    if (want == n) return;
-    want = std::min(n, want * 4);
+    before += hist[b];
+    num_above += count[b];
   }
+  // Branch-free partition (the bucket tests are unpredictable on real data):
+  // every pair is written to both outputs, and each cursor advances only when
+  // the pair belongs there. One slack slot each absorbs the last write.
+  std::vector<WeightedToken>& boundary = ws.boundary;
+  const size_t base = out.size();
+  out.resize(base + num_above + 1);
+  boundary.resize(count[cut] + 1);
+  WeightedToken* above = out.data() + base;
+  WeightedToken* edge = boundary.data();
+  size_t na = 0, ne = 0;
+  for_each([&](int32_t t, float w) {
+    const size_t b = Bucket(w);
+    above[na] = {t, w};
+    edge[ne] = {t, w};
+    na += b > cut ? 1 : 0;
+    ne += b == cut ? 1 : 0;
+  });
+  KV_CHECK(na == num_above && ne == count[cut]);
+  out.resize(base + na);
+  boundary.resize(ne);
+  std::sort(boundary.begin(), boundary.end(), Heavier);
+  for (const auto& t : boundary) {
+    if (before >= limit) break;
+    before += t.weight;
+    out.push_back(t);
+  }
+}
+
+int32_t DrawDense(std::span<const float> w, std::span<const double> block_sums, double total, double u) {
+  const double target = u * total;
+  double acc = 0.0;
+  for (size_t b = 0; b < block_sums.size(); ++b) {
+    if (acc + block_sums[b] <= target && b + 1 < block_sums.size()) {
+      acc += block_sums[b];
+      continue;
+    }
+    const size_t begin = b * kExpBlock, end = std::min(w.size(), begin + kExpBlock);
+    int32_t last = -1;
+    for (size_t i = begin; i < end; ++i) {
+      if (w[i] <= 0.0f) continue;
+      acc += w[i];
+      last = static_cast<int32_t>(i);
+      if (acc > target) return last;
+    }
+    // Block sums and the running sum round differently: stay in this block.
+    if (last >= 0) return last;
+  }
+  for (size_t i = w.size(); i-- > 0;)
+    if (w[i] > 0.0f) return static_cast<int32_t>(i);
+  KV_CHECK_MSG(false, "DrawDense: no token with positive weight");
+  return -1;
 }
 
 }  // namespace
 
-double BuildCandidates(std::span<const float> logits, const SamplingParams& params, SamplerWorkspace& ws) {
+double BuildDistribution(std::span<const float> logits, const SamplingParams& params, SamplerWorkspace& ws) {
   KV_CHECK(!params.is_greedy());
-  const float inv_temp = 1.0f / params.temperature;
-  // Division by T is done as multiplication by 1/T; the rounding difference is
-  // far below what any test or client can observe.
-  float max_z = kNegInf;
-  for (float l : logits) max_z = std::max(max_z, l * inv_temp);  // std::max drops NaN here
+  ws.dense = false;
   ws.candidates.clear();
-  if (!(max_z > kNegInf)) return 0.0;
-
-  float threshold = kNegInf;
-  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < logits.size())
-    threshold = KthLargest(logits, inv_temp, static_cast<size_t>(params.top_k), ws.heap);
-  const float min_p = params.min_p;
-  for (size_t i = 0; i < logits.size(); ++i) {
-    const float z = logits[i] * inv_temp;
-    if (!(z > kNegInf) || z < threshold) continue;
-    const float w = std::exp(z - max_z);
-    if (w < min_p) continue;  // p / p_max = exp(z - max_z)
-    ws.candidates.push_back({static_cast<int32_t>(i), w});
+  MaxResult mr = MaxLogit(logits);
+  if (mr.has_nan) {
+    ws.clean.assign(logits.begin(), logits.end());
+    for (float& l : ws.clean)
+      if (l != l) l = kNegInf;
+    logits = ws.clean;
+    mr = MaxLogit(logits);
   }
-  if (params.top_p < 1.0f) ApplyTopP(ws.candidates, params.top_p);
+  if (!(mr.max > kNegInf)) return 0.0;
+  if (mr.max == kPosInf) {
+    // Degenerate row: the +inf tokens share all the mass.
+    for (size_t i = 0; i < logits.size(); ++i)
+      if (logits[i] == kPosInf) ws.candidates.push_back({static_cast<int32_t>(i), 1.0f});
+    return static_cast<double>(ws.candidates.size());
+  }
+
+  // z = logit / T is computed as logit * (1/T): monotone, so the max and the
+  // k-th largest of z are those of the logits, scaled.
+  const float inv_temp = 1.0f / params.temperature;
+  const float max_z = mr.max * inv_temp;
+  const float min_p = params.min_p;
+  const bool top_p_on = params.top_p < 1.0f;
+  if (params.top_k > 0 && static_cast<size_t>(params.top_k) < logits.size()) {
+    const float kth_z = KthLargest(logits, static_cast<size_t>(params.top_k), ws) * inv_temp;
+    std::vector<WeightedToken>& dst = top_p_on ? ws.kept : ws.candidates;
+    dst.clear();
+    for (size_t i = 0; i < logits.size(); ++i) {
+      if (!(logits[i] * inv_temp >= kth_z)) continue;
+      const float w = ExpWeight(logits[i], inv_temp, max_z);
+      if (w > 0.0f && w >= min_p) dst.push_back({static_cast<int32_t>(i), w});  // w = p / p_max
+    }
+    if (top_p_on) {
+      SelectTopP(
+          [&](auto&& visit) {
+            for (const auto& c : ws.kept) visit(c.token, c.weight);
+          },
+          params.top_p, ws, ws.candidates);
+    }
+  } else {
+    ws.weights.resize(logits.size());
+    const double total = ExpWeights(logits, inv_temp, max_z, ws.weights, ws.block_sums);
+    if (min_p <= 0.0f && !top_p_on) {
+      ws.dense = true;
+      return total;
+    }
+    // Straight from the dense weights: no vocab-sized candidate list.
+    auto dense = [&](auto&& visit) {
+      for (size_t i = 0; i < ws.weights.size(); ++i) {
+        const float w = ws.weights[i];
+        if (w > 0.0f && w >= min_p) visit(static_cast<int32_t>(i), w);
+      }
+    };
+    if (top_p_on) {
+      SelectTopP(dense, params.top_p, ws, ws.candidates);
+    } else {
+      dense([&](int32_t t, float w) { ws.candidates.push_back({t, w}); });
+    }
+  }
   double total = 0.0;
   for (const auto& w : ws.candidates) total += w.weight;
   return total;
@@ -103,12 +225,23 @@ int32_t DrawCandidate(std::span<const WeightedToken> candidates, double total, d
   return candidates.back().token;
 }
 
+int32_t DrawToken(const SamplerWorkspace& ws, double total, double u) {
+  KV_CHECK(total > 0.0);
+  if (ws.dense) return DrawDense(ws.weights, ws.block_sums, total, u);
+  return DrawCandidate(ws.candidates, total, u);
+}
+
 std::vector<TokenProb> SamplingDistribution(std::span<const float> logits, const SamplingParams& params) {
   SamplerWorkspace ws;
-  const double total = BuildCandidates(logits, params, ws);
+  const double total = BuildDistribution(logits, params, ws);
   std::vector<TokenProb> out;
   if (total <= 0.0) return out;
-  for (const auto& c : ws.candidates) out.push_back({c.token, c.weight / total});
+  if (ws.dense) {
+    for (size_t i = 0; i < ws.weights.size(); ++i)
+      if (ws.weights[i] > 0.0f) out.push_back({static_cast<int32_t>(i), ws.weights[i] / total});
+  } else {
+    for (const auto& c : ws.candidates) out.push_back({c.token, c.weight / total});
+  }
   std::sort(out.begin(), out.end(), [](const TokenProb& a, const TokenProb& b) { return a.token < b.token; });
   return out;
 }

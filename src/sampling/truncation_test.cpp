@@ -125,7 +125,7 @@ TEST(TruncationTest, NegativeInfinityAndNaNNeverSurvive) {
   const std::vector<float> none = {kNegInf, std::nanf(""), kNegInf};
   EXPECT_TRUE(SamplingDistribution(none, Random()).empty());
   SamplerWorkspace ws;
-  EXPECT_EQ(BuildCandidates(none, Random(), ws), 0.0);
+  EXPECT_EQ(BuildDistribution(none, Random(), ws), 0.0);
 }
 
 // Reference for the large-vocab test: full sort, then the documented rules.
@@ -185,7 +185,7 @@ TEST(TruncationTest, LargeVocabMatchesBruteForce) {
   }
 }
 
-// Draws through the hot path (BuildCandidates + DrawCandidate) never return an
+// Draws through the hot path (BuildDistribution + DrawToken) never return an
 // excluded token, and the kept tokens' frequencies match the renormalized probs.
 TEST(TruncationTest, DrawsStayInKeptSetWithRenormalizedFrequencies) {
   const std::vector<double> probs = {0.3, 0.2, 0.15, 0.1, 0.08, 0.07, 0.05, 0.03, 0.02};
@@ -200,11 +200,11 @@ TEST(TruncationTest, DrawsStayInKeptSetWithRenormalizedFrequencies) {
   for (const auto& t : dist) expected.push_back(t.prob);
 
   SamplerWorkspace ws;
-  const double total = BuildCandidates(logits, p, ws);
+  const double total = BuildDistribution(logits, p, ws);
   SequenceRng rng(2024, 0);
   constexpr int kDraws = 120000;
   std::vector<int> counts(probs.size(), 0);
-  for (int i = 0; i < kDraws; ++i) ++counts[DrawCandidate(ws.candidates, total, rng.Uniform(i))];
+  for (int i = 0; i < kDraws; ++i) ++counts[DrawToken(ws, total, rng.Uniform(i))];
   EXPECT_EQ(counts[6] + counts[7] + counts[8], 0);
   counts.resize(6);
   const double x = testing::ChiSquare(counts, expected, kDraws);
