@@ -118,14 +118,17 @@ PartialMatch BlockPool::LongestPartialMatch(BlockHash parent, uint64_t extra_key
   auto it = children_head_.find(parent);
   if (it == children_head_.end()) return best;
   size_t limit = std::min(tokens.size(), static_cast<size_t>(block_size_));
-  for (int32_t b = it->second; b >= 0; b = sib_next_[b]) {
+  int examined = 0;
+  for (int32_t b = it->second; b >= 0 && examined < kMaxPartialCandidates; b = sib_next_[b]) {
     if (extra_[b] != extra_key) continue;
+    ++examined;
     auto stored = this->tokens(b);
     size_t n = 0;
     while (n < limit && stored[n] == tokens[n]) ++n;
     if (static_cast<int32_t>(n) > best.num_tokens) {
       best.block = b;
       best.num_tokens = static_cast<int32_t>(n);
+      if (n == limit) break;  // cannot do better
     }
   }
   return best;

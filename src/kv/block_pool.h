@@ -67,7 +67,10 @@ class BlockPool {
   int32_t Lookup(BlockHash hash, BlockHash parent, uint64_t extra_key, std::span<const int32_t> tokens) const;
   // Among cached blocks whose parent is `parent` (same extra key), the one whose
   // leading tokens share the longest common prefix with `tokens`. Ties go to the
-  // most recently cached block.
+  // most recently cached block. Only the kMaxPartialCandidates most recently cached
+  // siblings are examined: a popular prefix (a system prompt followed by a chat
+  // header) can have thousands of children, and the scan must stay O(1) per lookup.
+  static constexpr int kMaxPartialCandidates = 32;
   PartialMatch LongestPartialMatch(BlockHash parent, uint64_t extra_key, std::span<const int32_t> tokens) const;
   bool HasHash(BlockHash hash) const { return cached_.count(hash) != 0; }
   // Cached blocks whose parent hash is `parent`, most recently cached first.

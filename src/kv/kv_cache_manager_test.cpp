@@ -90,6 +90,20 @@ TEST(BlockPool, LookupVerifiesTokensParentAndExtraKey) {
   EXPECT_EQ(pm.num_tokens, 2);
 }
 
+TEST(BlockPool, PartialMatchExaminesOnlyTheMostRecentSiblings) {
+  const int n = BlockPool::kMaxPartialCandidates + 8;
+  BlockPool pool(n, 4);
+  for (int i = 0; i < n; ++i) {
+    int32_t b = pool.AllocateOne();
+    // Child i of parent 5 starts with token i.
+    ASSERT_TRUE(pool.Cache(b, 1000 + i, 5, 0, std::vector<int32_t>{i, 1, 2, 3}));
+  }
+  // The newest child is found at once; the oldest lies beyond the examined window.
+  EXPECT_EQ(pool.LongestPartialMatch(5, 0, std::vector<int32_t>{n - 1, 1, 9}).num_tokens, 2);
+  EXPECT_EQ(pool.LongestPartialMatch(5, 0, std::vector<int32_t>{0, 1, 9}).block, -1);
+  EXPECT_EQ(pool.CachedChildren(5).size(), static_cast<size_t>(n));
+}
+
 TEST(KvCacheManager, CreateRejectsBadConfig) {
   KvManagerConfig c;
   c.num_blocks = 8;
