@@ -47,7 +47,8 @@ RequestSampler::RequestSampler(const SamplingParams& params, std::span<const int
       rng_(seed, stream),
       history_(MakeHistory(params, prompt)),
       want_logprob_(params.logprobs.has_value() || params.effective_best_of() > params.n) {
-  KV_CHECK_MSG(params.Validate(vocab_size).ok(), params.Validate(vocab_size).ToString());
+  const Status valid = params.Validate(vocab_size);
+  KV_CHECK_MSG(valid.ok(), valid.ToString());
   KV_CHECK(!eos_token.has_value() || (*eos_token >= 0 && *eos_token < vocab_size));
 }
 

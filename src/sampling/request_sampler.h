@@ -13,6 +13,10 @@
 // fixed seed reproduces the same tokens whatever the batch composition, the
 // order the engine visits sequences, or preemption. Greedy steps consume draw
 // indices too (index = generated-token count), so streams never shift.
+//
+// Threading: a RequestSampler belongs to one sequence and a SamplerWorkspace to
+// one thread; neither is synchronized. Sampling different sequences on
+// different threads (each with its own workspace) is safe.
 #pragma once
 
 #include <cstdint>

@@ -6,38 +6,49 @@
 
 namespace kvserve {
 
-StopStringMatcher::StopStringMatcher(std::vector<std::string> stops) : stops_(std::move(stops)) {
-  for (const auto& s : stops_) KV_CHECK_MSG(!s.empty(), "empty stop string");
+StopStringMatcher::StopStringMatcher(std::vector<std::string> stops) {
+  stops_.reserve(stops.size());
+  for (auto& s : stops) {
+    KV_CHECK_MSG(!s.empty(), "empty stop string");
+    Automaton a;
+    a.failure.assign(s.size(), 0);
+    for (size_t i = 1, k = 0; i < s.size(); ++i) {
+      while (k > 0 && s[i] != s[k]) k = a.failure[k - 1];
+      if (s[i] == s[k]) ++k;
+      a.failure[i] = k;
+    }
+    a.stop = std::move(s);
+    stops_.push_back(std::move(a));
+  }
 }
 
 StopStringMatcher::Result StopStringMatcher::Feed(std::string_view delta) {
   KV_CHECK(!stopped_);
   Result result;
+  const size_t old_size = buffer_.size();
   buffer_.append(delta);
-  if (stops_.empty()) {
-    result.text.swap(buffer_);
-    return result;
-  }
-  // buffer_ held no complete stop before this call, so any match ends in `delta`.
-  size_t best_end = std::string::npos, best_pos = 0, best_index = 0;
-  for (size_t i = 0; i < stops_.size(); ++i) {
-    const size_t pos = buffer_.find(stops_[i]);
-    if (pos == std::string::npos) continue;
-    const size_t end = pos + stops_[i].size();
-    if (end < best_end || (end == best_end && pos < best_pos)) {
-      best_end = end;
-      best_pos = pos;
-      best_index = i;
+  for (size_t pos = old_size; pos < buffer_.size(); ++pos) {
+    const char c = buffer_[pos];
+    // Of the stops completing at this byte, the longest (earliest start) wins.
+    std::optional<size_t> done;
+    for (size_t i = 0; i < stops_.size(); ++i) {
+      Automaton& a = stops_[i];
+      while (a.state > 0 && a.stop[a.state] != c) a.state = a.failure[a.state - 1];
+      if (a.stop[a.state] == c) ++a.state;
+      if (a.state == a.stop.size() && (!done || a.stop.size() > stops_[*done].stop.size())) done = i;
+    }
+    if (done) {
+      // The stop started inside buffer_: everything before the held text was
+      // already emitted, and the held text covers every live partial match.
+      result.text = buffer_.substr(0, pos + 1 - stops_[*done].stop.size());
+      result.stop_index = *done;
+      buffer_.clear();
+      stopped_ = true;
+      return result;
     }
   }
-  if (best_end != std::string::npos) {
-    result.text = buffer_.substr(0, best_pos);
-    result.stop_index = best_index;
-    buffer_.clear();
-    stopped_ = true;
-    return result;
-  }
-  const size_t hold = HoldbackLength();
+  size_t hold = 0;
+  for (const auto& a : stops_) hold = std::max(hold, a.state);
   result.text = buffer_.substr(0, buffer_.size() - hold);
   buffer_.erase(0, buffer_.size() - hold);
   return result;
@@ -47,22 +58,8 @@ std::string StopStringMatcher::Flush() {
   KV_CHECK(!stopped_);
   std::string out;
   out.swap(buffer_);
+  for (auto& a : stops_) a.state = 0;
   return out;
-}
-
-size_t StopStringMatcher::HoldbackLength() const {
-  const std::string_view buf(buffer_);
-  size_t best = 0;
-  for (const auto& s : stops_) {
-    // Longer candidates first; the first hit is this stop's longest.
-    for (size_t len = std::min(s.size() - 1, buf.size()); len > best; --len) {
-      if (buf.substr(buf.size() - len) == std::string_view(s).substr(0, len)) {
-        best = len;
-        break;
-      }
-    }
-  }
-  return best;
 }
 
 }  // namespace kvserve

@@ -11,7 +11,9 @@
 // output independent of how the text was cut into pieces.
 //
 // Works on bytes; with valid UTF-8 pieces and stop strings, held-back and
-// emitted text always split at character boundaries.
+// emitted text always split at character boundaries. Each stop string runs a
+// KMP automaton, so a byte costs O(number of stops) amortized whatever the
+// stop strings' lengths. Not thread-safe; one matcher per sequence.
 #pragma once
 
 #include <cstddef>
@@ -46,11 +48,14 @@ class StopStringMatcher {
   size_t held() const { return buffer_.size(); }
 
  private:
-  // Length of the longest suffix of buffer_ that is a proper prefix of a stop.
-  size_t HoldbackLength() const;
+  struct Automaton {
+    std::string stop;
+    std::vector<size_t> failure;  // KMP: longest proper border of stop[0, i]
+    size_t state = 0;             // longest prefix of stop that is a suffix of the text so far
+  };
 
-  std::vector<std::string> stops_;
-  std::string buffer_;
+  std::vector<Automaton> stops_;
+  std::string buffer_;  // held back: the longest automaton state's worth of text
   bool stopped_ = false;
 };
 
