@@ -24,6 +24,7 @@
 #include <span>
 #include <vector>
 
+#include "sampling/best_of.h"
 #include "sampling/logprobs.h"
 #include "sampling/philox.h"
 #include "sampling/sampler_workspace.h"
@@ -70,6 +71,8 @@ class RequestSampler {
   // Sum of the raw logprobs of the generated tokens (0 when not tracked).
   double cumulative_logprob() const { return cumulative_logprob_; }
   bool tracks_logprobs() const { return want_logprob_; }
+  // For SelectBestSequences (index = stream).
+  SequenceScore score() const { return {static_cast<int>(rng_.stream()), cumulative_logprob_, num_generated_}; }
   bool finished() const { return finished_; }
   uint64_t seed() const { return rng_.seed(); }
   uint64_t stream() const { return rng_.stream(); }
