@@ -10,5 +10,6 @@ void RegisterGenerate(CLI::App& app, int& exit_code);
 void RegisterPerplexity(CLI::App& app, int& exit_code);
 void RegisterSynth(CLI::App& app, int& exit_code);
 void RegisterKvSim(CLI::App& app, int& exit_code);
+void RegisterBench(CLI::App& app, int& exit_code);
 
 }  // namespace kvserve::cli
