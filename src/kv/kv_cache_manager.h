@@ -53,6 +53,8 @@ struct KvManagerConfig {
   // Copy the matching head of a cached block instead of recomputing it.
   // Only with enable_prefix_caching.
   bool enable_partial_block_reuse = true;
+  // Seeds the block hashes. Set it per deployment (e.g. random at startup) so that
+  // hash values are not predictable from outside; tests fix it.
   uint64_t hash_seed = 0;
   size_t bytes_per_block = 0;  // for reporting only (KvBlockBytes); 0 = unknown
 };
