@@ -28,7 +28,8 @@ struct SamplerWorkspace {
   std::vector<double> histogram;
   std::vector<uint32_t> histogram_count;
   std::vector<WeightedToken> boundary;
-  std::vector<WeightedToken> kept;  // top-k/min-p survivors before top-p
+  std::vector<WeightedToken> kept;     // top-k/min-p survivors before top-p
+  std::vector<WeightedToken> compact;  // dense survivors; grows only
 };
 
 }  // namespace kvserve

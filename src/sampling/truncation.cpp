@@ -64,8 +64,11 @@ bool Heavier(const WeightedToken& a, const WeightedToken& b) {
 // `out` the pairs whose preceding mass (in descending weight order) is
 // < top_p * total. Buckets weights by their float bits, then sorts only the
 // bucket where the cumulative mass crosses the limit: two linear passes.
+// `set_total` is the total weight of the whole candidate set when for_each
+// visits only part of it (the part that can survive), else 0.
 template <typename ForEach>
-void SelectTopP(ForEach for_each, float top_p, SamplerWorkspace& ws, std::vector<WeightedToken>& out) {
+void SelectTopP(ForEach for_each, float top_p, double set_total, SamplerWorkspace& ws,
+                std::vector<WeightedToken>& out) {
   std::vector<double>& hist = ws.histogram;
   std::vector<uint32_t>& count = ws.histogram_count;
   hist.assign(kNumBuckets, 0.0);
@@ -77,6 +80,7 @@ void SelectTopP(ForEach for_each, float top_p, SamplerWorkspace& ws, std::vector
     ++count[b];
     total += w;
   });
+  if (set_total > 0.0) total = set_total;
   const double limit = static_cast<double>(top_p) * total;
   double before = 0.0;  // mass of all buckets above the crossing one
   size_t cut = 0;       // rounding may leave the limit unreached: keep everything
@@ -184,7 +188,7 @@ double BuildDistribution(std::span<const float> logits, const SamplingParams& pa
           [&](auto&& visit) {
             for (const auto& c : ws.kept) visit(c.token, c.weight);
           },
-          params.top_p, ws, ws.candidates);
+          params.top_p, 0.0, ws, ws.candidates);
     }
   } else {
     ws.weights.resize(logits.size());
@@ -193,17 +197,35 @@ double BuildDistribution(std::span<const float> logits, const SamplingParams& pa
       ws.dense = true;
       return total;
     }
-    // Straight from the dense weights: no vocab-sized candidate list.
-    auto dense = [&](auto&& visit) {
-      for (size_t i = 0; i < ws.weights.size(); ++i) {
-        const float w = ws.weights[i];
-        if (w > 0.0f && w >= min_p) visit(static_cast<int32_t>(i), w);
-      }
-    };
+    // Top-p alone can skip tokens lighter than eps = (1 - top_p) * total / (2 V):
+    // together they weigh at most half of 1 - top_p, so the cumulative mass
+    // before the first of them is already past top_p and top-p drops them all.
+    float lo = min_p;
+    double set_total = 0.0;
+    if (top_p_on && min_p <= 0.0f) {
+      lo = static_cast<float>(0.5 * (1.0 - params.top_p) * total / static_cast<double>(logits.size()));
+      set_total = total;
+    }
+    // Compact the survivors branch-free (which tokens pass is unpredictable):
+    // write every token, advance the cursor only for those that pass. The
+    // buffer only grows, so no per-call clearing of a vocab-sized array.
+    if (ws.compact.size() < logits.size() + 1) ws.compact.resize(logits.size() + 1);
+    WeightedToken* buf = ws.compact.data();
+    size_t n = 0;
+    const float floor = lo > 0.0f ? lo : std::numeric_limits<float>::denorm_min();
+    for (size_t i = 0; i < ws.weights.size(); ++i) {
+      const float w = ws.weights[i];
+      buf[n] = {static_cast<int32_t>(i), w};
+      n += w >= floor ? 1 : 0;
+    }
     if (top_p_on) {
-      SelectTopP(dense, params.top_p, ws, ws.candidates);
+      SelectTopP(
+          [&](auto&& visit) {
+            for (size_t i = 0; i < n; ++i) visit(buf[i].token, buf[i].weight);
+          },
+          params.top_p, set_total, ws, ws.candidates);
     } else {
-      dense([&](int32_t t, float w) { ws.candidates.push_back({t, w}); });
+      ws.candidates.assign(buf, buf + n);
     }
   }
   double total = 0.0;
