@@ -80,6 +80,7 @@ StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Create(const VocabSpec& spec) {
   t->add_bos_ = spec.add_bos && spec.bos_id >= 0;
   t->add_eos_ = spec.add_eos && spec.eos_id >= 0;
   t->add_space_prefix_ = spec.add_space_prefix;
+  t->chat_template_ = spec.chat_template;
   for (int id : spec.eog_ids) {
     if (id >= 0) t->eog_ids_.push_back(id);
   }

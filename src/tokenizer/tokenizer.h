@@ -77,6 +77,8 @@ class Tokenizer {
   bool add_bos() const { return add_bos_; }
   VocabSpec::Kind kind() const { return kind_; }
   bool IsEndOfGeneration(int32_t id) const;
+  const std::vector<int32_t>& eog_ids() const { return eog_ids_; }  // sorted, EOS included
+  const std::string& chat_template() const { return chat_template_; }  // Jinja source, may be empty
   // Control, unknown or unused: tokens that are not text.
   bool IsSpecial(int32_t id) const;
 
@@ -91,6 +93,7 @@ class Tokenizer {
   std::vector<TokenType> types_;
   TokenIndex index_;
   std::vector<int32_t> eog_ids_;  // sorted
+  std::string chat_template_;
   int32_t bos_id_ = -1, eos_id_ = -1, unk_id_ = -1;
   bool add_bos_ = false, add_eos_ = false, add_space_prefix_ = false;
   bool ignore_merges_ = false;
