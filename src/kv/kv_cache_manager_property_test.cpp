@@ -11,6 +11,7 @@
 // own value through its block table: a wrong prefix hit, a missed copy-on-write, a
 // bad partial-block copy or a block reused while still referenced all show up here.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <set>
@@ -373,8 +374,13 @@ class Driver {
 };
 
 TEST(KvCacheManagerProperty, RandomOperationSequencesKeepInvariantsAndKvContents) {
-  const int kSequences = 1500;
-  const int kOps = 150;
+  // KVSERVE_KV_PROPERTY_SEQUENCES / _OPS / _SEED widen a soak run.
+  const char* env_n = std::getenv("KVSERVE_KV_PROPERTY_SEQUENCES");
+  const char* env_seed = std::getenv("KVSERVE_KV_PROPERTY_SEED");
+  const int kSequences = env_n ? std::atoi(env_n) : 1500;
+  const uint64_t seed_base = env_seed ? std::strtoull(env_seed, nullptr, 10) : 0;
+  const char* env_ops = std::getenv("KVSERVE_KV_PROPERTY_OPS");
+  const int kOps = env_ops ? std::atoi(env_ops) : 150;
   int64_t successes = 0, failures = 0, hits = 0, evictions = 0, cows = 0, partials = 0;
   for (int seq = 0; seq < kSequences; ++seq) {
     const int32_t block_sizes[] = {1, 2, 3, 4, 16};
@@ -383,7 +389,7 @@ TEST(KvCacheManagerProperty, RandomOperationSequencesKeepInvariantsAndKvContents
     if (bs == 16) num_blocks = std::max(num_blocks / 4, 4);
     if (bs == 1) num_blocks *= 4;
     bool caching = (seq % 10) != 9;
-    Driver d(static_cast<uint64_t>(seq) * 2654435761ULL + 17, num_blocks, bs, caching);
+    Driver d((seed_base + static_cast<uint64_t>(seq)) * 2654435761ULL + 17, num_blocks, bs, caching);
     d.Run(kOps);
     if (HasFailure()) {
       ADD_FAILURE() << "sequence " << seq << " (block_size " << bs << ", " << num_blocks << " blocks)";
