@@ -230,8 +230,18 @@ void KvCacheManager::CommitComputed(RequestId id, int32_t num_tokens) {
       continue;
     }
     BlockHash parent = i == 0 ? hasher_.root() : r.block_hashes[i - 1];
-    // A duplicate of an already cached block stays private; the first copy serves hits.
-    (void)pool_.Cache(b, r.block_hashes[i], parent, r.extra_key, toks.subspan(static_cast<size_t>(i) * bs, bs));
+    auto block_tokens = toks.subspan(static_cast<size_t>(i) * bs, bs);
+    if (pool_.Cache(b, r.block_hashes[i], parent, r.extra_key, block_tokens)) continue;
+    // Another block already holds exactly these K/V (two requests prefilled the same
+    // prefix in one step): share that one and give ours back, so the prefix is
+    // stored once. Only a 64-bit hash collision (verification fails) keeps ours.
+    int32_t cached = pool_.Lookup(r.block_hashes[i], parent, r.extra_key, block_tokens);
+    if (cached < 0) continue;
+    pool_.Touch(cached);
+    pool_.Release(b);
+    r.blocks[i] = cached;
+    ++counters_.dedup_blocks;
+    if (pool_.ref_count(b) == 0 && !pending_copies_.empty()) DropCopiesIntoFreeBlocks();
   }
   r.num_cached_blocks = std::max(r.num_cached_blocks, full);
 }
@@ -359,6 +369,19 @@ void KvCacheManager::CheckInvariants() const {
                  "computed tokens exceed known tokens");
     KV_CHECK_MSG(static_cast<int64_t>(r.blocks.size()) * bs >= r.num_computed, "block table does not cover computed tokens");
     KV_CHECK(r.num_cached_blocks >= 0 && r.num_cached_blocks <= r.num_computed / bs);
+    if (config_.enable_prefix_caching) {
+      KV_CHECK_MSG(r.num_cached_blocks == r.num_computed / bs, "computed full blocks not offered to the cache");
+      // Every computed full block is in the cache (and so reachable by lookups),
+      // unless a hash collision kept it out.
+      for (int32_t i = 0; i < r.num_cached_blocks; ++i) {
+        int32_t b = r.blocks[i];
+        KV_CHECK_MSG(pool_.is_cached(b) || (pool_.HasHash(r.block_hashes[i]) &&
+                                            pool_.Lookup(r.block_hashes[i], i == 0 ? hasher_.root() : r.block_hashes[i - 1],
+                                                         r.extra_key,
+                                                         std::span<const int32_t>(r.tokens).subspan(static_cast<size_t>(i) * bs, bs)) < 0),
+                     "a computed full block is missing from the prefix cache");
+      }
+    }
     if (config_.enable_prefix_caching) {
       KV_CHECK_MSG(r.block_hashes.size() == r.tokens.size() / bs, "block hashes out of step with tokens");
       BlockHash parent = hasher_.root();

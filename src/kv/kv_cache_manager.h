@@ -111,7 +111,10 @@ class KvCacheManager {
                                    const PrefixHit* hit = nullptr);
 
   // Marks the next num_tokens tokens as computed (their K/V were written) and adds
-  // the blocks they fill to the prefix cache.
+  // the blocks they fill to the prefix cache. A filled block whose contents are
+  // already cached in another block is swapped for that block and released (so a
+  // prefix prefilled by several requests in one step ends up stored once): re-read
+  // BlockTable() after this call.
   // REQUIRES: NumComputedTokens(id) + num_tokens <= NumTokens(id), and the block
   //   table covers them (AllocateSlots).
   void CommitComputed(RequestId id, int32_t num_tokens);

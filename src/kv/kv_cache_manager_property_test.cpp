@@ -152,6 +152,24 @@ class Driver {
     return std::min<int32_t>(best, std::max<int32_t>(0, static_cast<int32_t>(r.tokens.size()) - 1));
   }
 
+  // Full blocks any live request (same salt) has computed that match `id`'s
+  // tokens: all of them must be found, since computed full blocks stay cached
+  // while referenced.
+  int32_t FullHitLowerBound(RequestId id) const {
+    if (!caching_) return 0;
+    const RefRequest& r = ref_.at(id);
+    int32_t best = 0;
+    for (const auto& [other, o] : ref_) {
+      if (other == id || o.salt != r.salt) continue;
+      int32_t n = std::min<int32_t>((o.computed / bs_) * bs_, static_cast<int32_t>(r.tokens.size()));
+      int32_t k = 0;
+      while (k < n && o.tokens[k] == r.tokens[k]) ++k;
+      best = std::max(best, k);
+    }
+    best = std::min<int32_t>(best, static_cast<int32_t>(r.tokens.size()) - 1);
+    return std::max(0, best / bs_ * bs_);
+  }
+
   // Allocates room for n tokens (after the prefix hit for a request without blocks).
   // Returns the number of tokens scheduled, or -1 when out of blocks.
   int32_t Allocate(RequestId id, int32_t n, int32_t lookahead) {
@@ -161,6 +179,8 @@ class Driver {
     if (fresh) {
       hit = m_->GetComputedBlocks(id);
       EXPECT_LE(hit.num_tokens, HitUpperBound(r)) << "prefix hit longer than anything ever computed";
+      EXPECT_GE(static_cast<int32_t>(hit.blocks.size()) * bs_, FullHitLowerBound(id))
+          << "a live request holds a longer computed prefix in full blocks";
       EXPECT_EQ(hit.num_tokens, static_cast<int32_t>(hit.blocks.size()) * bs_ + hit.partial_tokens);
       EXPECT_LT(hit.partial_tokens, bs_ + (hit.partial_src < 0 ? 1 : 0));
       n = std::min<int32_t>(n, static_cast<int32_t>(r.tokens.size()) - hit.num_tokens);

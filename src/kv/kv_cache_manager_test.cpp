@@ -330,6 +330,28 @@ TEST(KvCacheManager, CacheSaltSeparatesCaches) {
   EXPECT_EQ(m->GetComputedBlocks(3).num_tokens, 8);
 }
 
+TEST(KvCacheManager, SamePrefixPrefilledTwiceInOneStepIsStoredOnce) {
+  auto m = Make(8);
+  for (RequestId id : {1, 2}) {
+    m->AddRequest(id, Range(1, 9));
+    PrefixHit hit = m->GetComputedBlocks(id);
+    EXPECT_EQ(hit.num_tokens, 0);  // nothing is computed yet in this step
+    ASSERT_TRUE(m->AllocateSlots(id, 9, 0, &hit));
+  }
+  EXPECT_THAT(Table(*m, 1), ElementsAre(0, 1, 2));
+  EXPECT_THAT(Table(*m, 2), ElementsAre(3, 4, 5));
+  m->CommitComputed(1, 9);
+  m->CommitComputed(2, 9);
+  // Request 2's full blocks are swapped for request 1's cached ones.
+  EXPECT_THAT(Table(*m, 2), ElementsAre(0, 1, 5));
+  EXPECT_EQ(m->pool().ref_count(0), 2);
+  EXPECT_EQ(m->pool().ref_count(1), 2);
+  EXPECT_THAT(m->pool().FreeQueueOrder(), ElementsAre(4, 3, 6, 7));
+  EXPECT_EQ(m->Stats().dedup_blocks, 2);
+  EXPECT_EQ(m->Stats().used_blocks, 4);
+  m->CheckInvariants();
+}
+
 TEST(KvCacheManager, PrefixCachingOffNeverShares) {
   auto m = Make(8, 4, /*caching=*/false);
   Prefill(*m, 1, Range(1, 9));

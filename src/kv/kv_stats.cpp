@@ -25,6 +25,7 @@ nlohmann::json KvStatsToJson(const KvStats& s) {
       {"partial_reuse_copies", s.partial_reuse_copies},
       {"partial_reuse_tokens", s.partial_reuse_tokens},
       {"allocation_failures", s.allocation_failures},
+      {"dedup_blocks", s.dedup_blocks},
   };
 }
 

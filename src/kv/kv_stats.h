@@ -38,6 +38,7 @@ struct KvStats {
   int64_t partial_reuse_copies = 0;  // block copies that reuse part of a cached block
   int64_t partial_reuse_tokens = 0;
   int64_t allocation_failures = 0;   // AllocateSlots calls answered "no room"
+  int64_t dedup_blocks = 0;          // computed blocks swapped for an identical cached one
 };
 
 nlohmann::json KvStatsToJson(const KvStats& s);
