@@ -9,6 +9,7 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "model/gguf_reader.h"
 #include "util/mapped_file.h"
 
 namespace kvserve {
@@ -567,7 +568,113 @@ StatusOr<VocabSpec> ParseTokenizerJson(const json& tj, const std::string& path) 
   return spec;
 }
 
+// ---------------------------------------------------------------------------------------
+// GGUF tokenizer.* metadata
+
+// Getter errors name the key; make sure they name the file too.
+Status InFile(const GgufFile& g, const Status& s) {
+  if (s.ok() || s.message().find(g.path()) != std::string::npos) return s;
+  const std::string msg = g.path() + ": " + s.message();
+  switch (s.code()) {
+    case Status::Code::kNotFound: return Status::NotFound(msg);
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(msg);
+    case Status::Code::kUnsupported: return Status::Unsupported(msg);
+    default: return Status::Corrupt(msg);
+  }
+}
+
+// GGUF names of pre-tokenizers -> the names VocabSpec documents.
+std::string NormalizePreName(const std::string& pre) {
+  if (pre == "llama-bpe" || pre == "llama-v3" || pre == "llama3") return "llama3";
+  if (pre == "gpt-2" || pre == "gpt2") return "gpt2";
+  return pre;
+}
+
 }  // namespace
+
+StatusOr<VocabSpec> LoadVocabFromGguf(const GgufFile& gguf) {
+  const std::string& path = gguf.path();
+#define KV_GGUF_ASSIGN(lhs, expr)                       \
+  auto KV_CONCAT(_g_, __LINE__) = (expr);               \
+  if (!KV_CONCAT(_g_, __LINE__).ok()) return InFile(gguf, KV_CONCAT(_g_, __LINE__).status()); \
+  lhs = std::move(KV_CONCAT(_g_, __LINE__)).value()
+
+  KV_GGUF_ASSIGN(const std::string model, gguf.GetStringOr("tokenizer.ggml.model", ""));
+  VocabSpec spec;
+  if (model.empty()) return Status::NotFound(path + ": no tokenizer.ggml.model (file has no vocabulary)");
+  if (model == "no_vocab" || model == "none") return spec;  // kind kNone: a model without a tokenizer
+  const bool spm = model == "llama";
+  if (!spm && model != "gpt2") {
+    return Status::Unsupported(path + ": tokenizer.ggml.model '" + model +
+                               "' is not supported (only 'llama' SentencePiece and 'gpt2' byte-level BPE)");
+  }
+  spec.kind = spm ? VocabSpec::Kind::kSentencePiece : VocabSpec::Kind::kByteLevelBpe;
+  KV_GGUF_ASSIGN(spec.tokens, gguf.GetStringArray("tokenizer.ggml.tokens"));
+  const size_t n = spec.tokens.size();
+  if (n == 0) return Status::Corrupt(path + ": tokenizer.ggml.tokens is empty");
+
+  if (gguf.Has("tokenizer.ggml.scores")) {
+    KV_GGUF_ASSIGN(spec.scores, gguf.GetFloatArray("tokenizer.ggml.scores"));
+    if (spec.scores.size() != n) {
+      return Status::Corrupt(path + ": tokenizer.ggml.scores has " + std::to_string(spec.scores.size()) +
+                             " entries for " + std::to_string(n) + " tokens");
+    }
+  } else if (spm) {
+    spec.scores.assign(n, 0.0f);  // llama.cpp's default; merges then go leftmost-first
+  }
+  if (!spm) spec.scores.clear();
+
+  spec.types.assign(n, TokenType::kNormal);
+  if (gguf.Has("tokenizer.ggml.token_type")) {
+    KV_GGUF_ASSIGN(const std::vector<int64_t> types, gguf.GetIntArray("tokenizer.ggml.token_type"));
+    if (types.size() != n) {
+      return Status::Corrupt(path + ": tokenizer.ggml.token_type has " + std::to_string(types.size()) +
+                             " entries for " + std::to_string(n) + " tokens");
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (types[i] < 0 || types[i] > 6) {
+        return Status::Corrupt(path + ": tokenizer.ggml.token_type[" + std::to_string(i) + "] = " +
+                               std::to_string(types[i]) + " is not a token type");
+      }
+      // 0 is GGUF's "undefined": treat as normal text, as llama.cpp does.
+      spec.types[i] = types[i] == 0 ? TokenType::kNormal : static_cast<TokenType>(types[i]);
+    }
+  }
+
+  if (!spm) {
+    if (!gguf.Has("tokenizer.ggml.merges")) return Status::NotFound(path + ": BPE vocabulary has no tokenizer.ggml.merges");
+    KV_GGUF_ASSIGN(spec.merges, gguf.GetStringArray("tokenizer.ggml.merges"));
+  }
+  KV_GGUF_ASSIGN(const std::string pre, gguf.GetStringOr("tokenizer.ggml.pre", "default"));
+  spec.pre_tokenizer = spm ? "default" : NormalizePreName(pre);
+
+  // Special ids. Out-of-range values (files write 0xFFFFFFFF for "none") mean absent, as
+  // llama.cpp reads them; SentencePiece vocabularies default to <unk>=0, <s>=1, </s>=2.
+  const auto read_id = [&](const char* key, int def, int* out) -> Status {
+    auto v = gguf.GetIntOr(key, def);
+    if (!v.ok()) return InFile(gguf, v.status());
+    *out = (*v >= 0 && *v < static_cast<int64_t>(n)) ? static_cast<int>(*v) : -1;
+    return Status::Ok();
+  };
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.bos_token_id", spm ? 1 : -1, &spec.bos_id));
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.eos_token_id", spm ? 2 : -1, &spec.eos_id));
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.unknown_token_id", spm ? 0 : -1, &spec.unk_id));
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.padding_token_id", -1, &spec.pad_id));
+  int eot = -1, eom = -1;
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.eot_token_id", -1, &eot));
+  KV_RETURN_IF_ERROR(read_id("tokenizer.ggml.eom_token_id", -1, &eom));
+  if (eot >= 0) spec.eog_ids.push_back(eot);
+  if (eom >= 0) spec.eog_ids.push_back(eom);
+
+  // llama.cpp's defaults: SentencePiece adds BOS; byte-level BPE only for Llama 3.
+  KV_GGUF_ASSIGN(spec.add_bos, gguf.GetBoolOr("tokenizer.ggml.add_bos_token", spm || spec.pre_tokenizer == "llama3"));
+  KV_GGUF_ASSIGN(spec.add_eos, gguf.GetBoolOr("tokenizer.ggml.add_eos_token", false));
+  KV_GGUF_ASSIGN(spec.add_space_prefix, gguf.GetBoolOr("tokenizer.ggml.add_space_prefix", spm));
+  KV_GGUF_ASSIGN(spec.chat_template, gguf.GetStringOr("tokenizer.chat_template", ""));
+#undef KV_GGUF_ASSIGN
+  AddEogByText(spec);
+  return spec;
+}
 
 StatusOr<VocabSpec> LoadVocabFromSentencePieceModel(const std::string& path) {
   KV_ASSIGN_OR_RETURN(auto file, MappedFile::Open(path));

@@ -41,10 +41,11 @@ constexpr const char* kDeepseekPunct =
 
 // Returns false for an unknown name.
 bool PatternsForName(std::string_view name, std::vector<std::string>& out) {
-  if (name == "gpt2" || name == "gpt-2" || name == "mpt" || name == "olmo" || name == "jais" ||
-      name == "default" || name.empty()) {
-    // "default" is llama.cpp's fallback for BPE vocabularies without a pre-tokenizer name.
+  if (name == "gpt2" || name == "gpt-2" || name == "mpt" || name == "olmo" || name == "jais") {
     out = {kGpt2};
+  } else if (name == "default" || name.empty()) {
+    // llama.cpp's fallback for BPE vocabularies that name no pre-tokenizer (old GGUFs).
+    out = {R"([\p{P}\$\+<=>\^~\|]+)", kGpt2, R"(\p{N}+)", R"([0-9][0-9][0-9])"};
   } else if (name == "llama3" || name == "llama-bpe" || name == "llama-v3" || name == "dbrx" ||
              name == "smaug-bpe" || name == "falcon3") {
     out = {kLlama3};

@@ -19,7 +19,8 @@ class PreTokenizer {
  public:
   // The regex sequence for a pre-tokenizer name as GGUF's tokenizer.ggml.pre (or our
   // loaders) spell it: "gpt2"/"gpt-2", "llama3"/"llama-bpe", "qwen2", "smollm", "mpt",
-  // "starcoder", "refact", "falcon", "deepseek-coder", "deepseek-llm", "default", ...
+  // "starcoder", "refact", "falcon", "deepseek-coder", "deepseek-llm", ...; "default" (or
+  // "") is llama.cpp's fallback for BPE vocabularies that name none.
   // Unknown names are Unsupported (never silently mapped to another family's rules).
   static StatusOr<std::unique_ptr<PreTokenizer>> Create(std::string_view name);
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "model/gguf_reader.h"
 #include "model/vocab_loader.h"
 #include "tokenizer/tokenizer.h"
 #include "util/paths.h"
@@ -44,6 +45,13 @@ inline std::unique_ptr<Tokenizer> LoadJson(const std::string& rel) {
 inline std::unique_ptr<Tokenizer> LoadHfDir(const std::string& rel) {
   return MakeTokenizer(LoadVocabFromHfDir(SharedPath(rel)));
 }
+
+inline StatusOr<VocabSpec> LoadGgufSpec(const std::string& rel) {
+  auto gguf = GgufFile::Open(SharedPath(rel));
+  if (!gguf.ok()) return gguf.status();
+  return LoadVocabFromGguf(**gguf);
+}
+inline std::unique_ptr<Tokenizer> LoadGguf(const std::string& rel) { return MakeTokenizer(LoadGgufSpec(rel)); }
 
 struct VectorCase {
   std::string text;

@@ -10,6 +10,7 @@ namespace kvserve {
 namespace {
 
 using nlohmann::json;
+using testing::LoadGguf;
 using testing::LoadHfDir;
 using testing::LoadSp;
 using testing::ReadFixture;
@@ -30,6 +31,8 @@ void ExpectStoriesGolden(const Tokenizer* tok) {
 }
 
 TEST(GoldenPrompts, Stories260KTok512Model) { ExpectStoriesGolden(LoadSp("models/stories260K/tok512.model").get()); }
+
+TEST(GoldenPrompts, Stories260KGguf) { ExpectStoriesGolden(LoadGguf("models/stories260K/stories260K.gguf").get()); }
 
 TEST(GoldenPrompts, Stories260KHfDir) { ExpectStoriesGolden(LoadHfDir("models/stories260K/hf").get()); }
 

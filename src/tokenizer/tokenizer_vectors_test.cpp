@@ -1,6 +1,14 @@
 // Conformance with llama.cpp's tokenizer test vectors (shared/tokenizers/vectors): every
 // one of the 46 strings must encode to exactly the recorded ids (no BOS/EOS, special-token
 // text not parsed).
+//
+// Covered: every family with a vocabulary here. From the vocab GGUFs: llama-spm, phi-3
+// (SentencePiece), gpt-2, mpt, falcon, starcoder, refact, deepseek-coder, deepseek-llm
+// (byte-level BPE, each with its own pre-tokenizer regexes). From tokenizer files:
+// llama-spm/phi-3 via Llama 2's tokenizer.model, llama-bpe via Llama 3's tokenizer.json,
+// qwen2 and deepseek-r1-qwen via Qwen3's tokenizer.json. Not covered: bert-bge, a WordPiece
+// (encoder-only embedding) vocabulary that the engine does not serve; loading it must fail
+// with Unsupported.
 #include <gtest/gtest.h>
 
 #include "tokenizer/test_fixtures.h"
@@ -8,6 +16,8 @@
 namespace kvserve {
 namespace {
 
+using testing::LoadGguf;
+using testing::LoadGgufSpec;
 using testing::LoadJson;
 using testing::LoadSp;
 using testing::ReadVectors;
@@ -59,6 +69,41 @@ TEST(TokenizerVectors, Qwen2WithQwen3TokenizerJson) {
 TEST(TokenizerVectors, DeepseekR1QwenWithQwen3TokenizerJson) {
   auto tok = LoadJson("tokenizers/qwen3/tokenizer.json");
   ExpectVectors(tok.get(), "deepseek-r1-qwen");
+}
+
+class GgufVectors : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GgufVectors, MatchLlamaCppIds) {
+  const std::string family = GetParam();
+  auto tok = LoadGguf("tokenizers/vectors/ggml-vocab-" + family + ".gguf");
+  ExpectVectors(tok.get(), family);
+}
+
+INSTANTIATE_TEST_SUITE_P(Families, GgufVectors,
+                         ::testing::Values("llama-spm", "phi-3", "gpt-2", "mpt", "falcon", "starcoder", "refact",
+                                           "deepseek-coder", "deepseek-llm"),
+                         [](const auto& info) {
+                           std::string n = info.param;
+                           for (char& c : n) c = c == '-' ? '_' : c;
+                           return n;
+                         });
+
+TEST(TokenizerVectors, BertWordPieceIsRejected) {
+  auto spec = LoadGgufSpec("tokenizers/vectors/ggml-vocab-bert-bge.gguf");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), Status::Code::kUnsupported) << spec.status().ToString();
+  EXPECT_NE(spec.status().message().find("ggml-vocab-bert-bge.gguf"), std::string::npos);
+}
+
+TEST(TokenizerVectors, GgufAndTokenizerModelAgree) {
+  // The llama-spm GGUF and Llama 2's tokenizer.model are the same vocabulary.
+  auto gguf = LoadGguf("tokenizers/vectors/ggml-vocab-llama-spm.gguf");
+  auto sp = LoadSp("tokenizers/llama2-sp/tokenizer.model");
+  ASSERT_NE(gguf, nullptr);
+  ASSERT_NE(sp, nullptr);
+  EXPECT_EQ(gguf->vocab_size(), sp->vocab_size());
+  const std::string text = testing::ReadFixture("golden/prose-25m/eval.txt").substr(0, 20000);
+  EXPECT_EQ(gguf->Encode(text, true, true), sp->Encode(text, true, true));
 }
 
 }  // namespace

@@ -231,6 +231,35 @@ TEST(VocabLoader, TokenizerJsonMergeForms) {
   EXPECT_FALSE(smol->add_bos);
 }
 
+TEST(VocabLoader, GgufVocabularies) {
+  auto stories = testing::LoadGgufSpec("models/stories260K/stories260K.gguf");
+  ASSERT_TRUE(stories.ok()) << stories.status().ToString();
+  EXPECT_EQ(stories->kind, VocabSpec::Kind::kSentencePiece);
+  EXPECT_EQ(stories->tokens.size(), 512u);
+  EXPECT_EQ(stories->bos_id, 1);
+  EXPECT_EQ(stories->eos_id, 2);
+  EXPECT_EQ(stories->unk_id, 0);
+  EXPECT_EQ(stories->pad_id, -1);  // stored as 0xFFFFFFFF
+  EXPECT_TRUE(stories->add_bos);   // key absent: SentencePiece default
+  EXPECT_TRUE(stories->add_space_prefix);
+  EXPECT_EQ(stories->eog_ids, (std::vector<int>{2}));
+
+  auto gpt2 = testing::LoadGgufSpec("tokenizers/vectors/ggml-vocab-gpt-2.gguf");
+  ASSERT_TRUE(gpt2.ok()) << gpt2.status().ToString();
+  EXPECT_EQ(gpt2->kind, VocabSpec::Kind::kByteLevelBpe);
+  EXPECT_EQ(gpt2->pre_tokenizer, "gpt2");
+  EXPECT_EQ(gpt2->merges.size(), 50000u);
+  EXPECT_TRUE(gpt2->scores.empty());
+  EXPECT_FALSE(gpt2->add_bos);
+  EXPECT_FALSE(gpt2->add_space_prefix);
+  EXPECT_EQ(gpt2->eos_id, 50256);
+
+  auto phi3 = testing::LoadGgufSpec("tokenizers/vectors/ggml-vocab-phi-3.gguf");
+  ASSERT_TRUE(phi3.ok()) << phi3.status().ToString();
+  EXPECT_EQ(phi3->eos_id, 32000);
+  EXPECT_FALSE(phi3->chat_template.empty());
+}
+
 TEST(VocabLoader, HfDirErrors) {
   const std::string dir = TempPath("empty_dir");
   std::filesystem::create_directories(dir);
