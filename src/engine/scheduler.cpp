@@ -91,11 +91,12 @@ int32_t Scheduler::AdmitSwapped(Sequence* seq, int32_t budget, SchedulerOutput& 
     kv_->Free(seq->kv_id);
     return -1;
   }
+  // The swap-ins are written before this step's forward pass, so the restored
+  // tokens count as computed from here on. Committing may swap a restored full block
+  // for an identical cached one, so the copy targets are read after it.
+  kv_->CommitComputed(seq->kv_id, restored);
   std::span<const int32_t> table = kv_->BlockTable(seq->kv_id);
   for (size_t i = 0; i < seq->swap_slots.size(); ++i) out.swap_in.push_back({table[i], seq->swap_slots[i]});
-  // The swap-ins are written before this step's forward pass, so the restored
-  // tokens count as computed from here on.
-  kv_->CommitComputed(seq->kv_id, restored);
   swap_->Free(seq->swap_slots);
   seq->swap_slots.clear();
   seq->in_kv = true;

@@ -39,6 +39,7 @@ struct Model {
   std::vector<float> rope_inv_freq;
   // Storage the tensor views point into.
   std::vector<std::unique_ptr<MappedFile>> mapped_files;
+  std::vector<std::shared_ptr<void>> file_owners;  // GgufFile / SafetensorsSet the views point into
   std::vector<std::vector<uint8_t>> owned_buffers;
 };
 
