@@ -121,8 +121,13 @@ void PreTokenizer::Split(std::string_view text, std::vector<std::string_view>& o
       size_t start = 0;  // first byte not yet assigned to a piece
       size_t pos = 0;    // where the next search begins
       while (pos < piece.size()) {
-        const int rc = pcre2_match(re->code, subject, piece.size(), pos, 0, md, nullptr);
-        if (rc < 0) break;  // PCRE2_ERROR_NOMATCH (or a resource limit: rest becomes one gap)
+        int rc = pcre2_match(re->code, subject, piece.size(), pos, 0, md, nullptr);
+        if (rc < 0 && rc != PCRE2_ERROR_NOMATCH) {
+          // The JIT's small default stack can run out on very long runs; the interpreter
+          // uses the heap and gives the same matches.
+          rc = pcre2_match(re->code, subject, piece.size(), pos, PCRE2_NO_JIT, md, nullptr);
+        }
+        if (rc < 0) break;  // no further match (or a resource limit: the rest becomes one gap)
         const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
         const size_t ms = ov[0], me = ov[1];
         if (me == ms) {  // empty match: our patterns have none, but never loop on one
