@@ -5,10 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
-#if __has_include("backend/cpu/cpu_backend.h")  // TEMPORARY until the CPU backend lands this session
 #include "backend/cpu/cpu_backend.h"
-#define KVSERVE_HAVE_CPU_BACKEND 1
-#endif
 #include "sampling/best_of.h"
 
 namespace kvserve {
@@ -44,16 +41,12 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const Model& model, const Token
   if (num_blocks < 1)
     return Status::InvalidArgument(fmt::format("KV cache memory {} bytes holds no block of {} bytes", config.kv_cache_memory, block_bytes));
   if (!backend) {
-#ifndef KVSERVE_HAVE_CPU_BACKEND
-    return Status::Unsupported("CPU backend not built");
-#else
     CpuBackendConfig bcfg;
     bcfg.kv.block_size = config.block_size;
     bcfg.kv.num_blocks = num_blocks;
     bcfg.num_threads = config.threads;
     bcfg.precision = config.reference_precision ? CpuBackendConfig::Precision::kReference : CpuBackendConfig::Precision::kFast;
     KV_ASSIGN_OR_RETURN(backend, CreateCpuBackend(model, bcfg));
-#endif
   }
   KvManagerConfig kcfg;
   kcfg.num_blocks = num_blocks;

@@ -1,0 +1,360 @@
+#include "backend/cpu/cpu_backend.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
+#include "model/quant.h"
+
+namespace kvserve {
+namespace {
+
+using Precision = CpuBackendConfig::Precision;
+
+class CpuBackend final : public Backend {
+ public:
+  CpuBackend(const Model& model, const CpuBackendConfig& config)
+      : model_(model), cfg_(model.config), config_(config), pool_(config.num_threads),
+        kernels_(config.precision == Precision::kFast ? BestDotKernels() : ScalarDotKernels()) {
+    block_floats_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
+    const size_t total = static_cast<size_t>(cfg_.num_layers) * config_.kv.num_blocks * block_floats_;
+    k_cache_.assign(total, 0.0f);
+    v_cache_.assign(total, 0.0f);
+    max_in_ = std::max({cfg_.hidden_size, cfg_.q_dim(), cfg_.intermediate_size});
+  }
+
+  Status Forward(const BatchDescriptor& batch, std::span<float> logits) override;
+  void CopyBlocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override;
+  size_t BlockBytes() const override { return static_cast<size_t>(cfg_.num_layers) * 2 * block_floats_ * sizeof(float); }
+  void ReadBlock(int32_t block, void* dst) const override;
+  void WriteBlock(int32_t block, const void* src) override;
+  const KvCacheConfig& kv_config() const override { return config_.kv; }
+  std::string name() const override {
+    return std::string("cpu-") + (config_.precision == Precision::kFast ? kernels_.name : "reference");
+  }
+
+ private:
+  Status Validate(const BatchDescriptor& batch, size_t logits_size) const;
+  float* KBlock(int layer, int32_t block) { return k_cache_.data() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  float* VBlock(int layer, int32_t block) { return v_cache_.data() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  // y[T, w.rows] = x[T, w.cols] . w^T
+  void MatMul(const Tensor& w, const float* x, int64_t T, float* y);
+  void RmsNorm(const float* x, const float* w, float* y, int64_t T, int n) const;
+  void Rope(float* v, int64_t T, int n_heads, const std::vector<int32_t>& positions) const;
+  void Attention(const BatchDescriptor& batch, int layer, const float* q, float* out);
+
+  const Model& model_;
+  const ModelConfig& cfg_;
+  CpuBackendConfig config_;
+  ThreadPool pool_;
+  const DotKernels& kernels_;
+  size_t block_floats_ = 0;
+  int max_in_ = 0;
+  std::vector<float> k_cache_, v_cache_;
+  // Per-step buffers, reused.
+  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
+  std::vector<int8_t> xq_;
+  std::vector<float> xs_;
+  std::vector<std::vector<float>> thread_scratch_;
+  std::vector<int32_t> token_seq_;  // new token -> its sequence index
+};
+
+Status CpuBackend::Validate(const BatchDescriptor& b, size_t logits_size) const {
+  const size_t T = b.tokens.size();
+  if (b.positions.size() != T) return Status::InvalidArgument(fmt::format("batch: {} positions for {} tokens", b.positions.size(), T));
+  size_t covered = 0;
+  for (size_t s = 0; s < b.seqs.size(); ++s) {
+    const SequenceSlice& q = b.seqs[s];
+    if (q.token_begin != static_cast<int32_t>(covered) || q.num_tokens <= 0 || q.context_len < 0)
+      return Status::InvalidArgument(fmt::format("batch: sequence {} has token range [{}, +{}) after {} tokens", s, q.token_begin, q.num_tokens, covered));
+    covered += q.num_tokens;
+    const int64_t needed = (static_cast<int64_t>(q.context_len) + q.num_tokens + config_.kv.block_size - 1) / config_.kv.block_size;
+    if (q.num_blocks < needed || q.block_table_begin < 0 || static_cast<size_t>(q.block_table_begin) + q.num_blocks > b.block_tables.size())
+      return Status::InvalidArgument(fmt::format("batch: sequence {} needs {} blocks, its table has {}", s, needed, q.num_blocks));
+    for (int32_t i = 0; i < q.num_blocks; ++i) {
+      int32_t blk = b.block_tables[q.block_table_begin + i];
+      if (blk < 0 || blk >= config_.kv.num_blocks)
+        return Status::InvalidArgument(fmt::format("batch: block id {} out of range [0, {})", blk, config_.kv.num_blocks));
+    }
+    if (q.context_len + q.num_tokens > cfg_.max_context * 64)
+      return Status::InvalidArgument(fmt::format("batch: sequence {} is {} tokens long", s, q.context_len + q.num_tokens));
+  }
+  if (covered != T) return Status::InvalidArgument(fmt::format("batch: sequences cover {} of {} tokens", covered, T));
+  for (int32_t t : b.tokens)
+    if (t < 0 || t >= cfg_.vocab_size) return Status::InvalidArgument(fmt::format("batch: token id {} out of range [0, {})", t, cfg_.vocab_size));
+  for (int32_t r : b.logit_rows)
+    if (r < 0 || static_cast<size_t>(r) >= T) return Status::InvalidArgument(fmt::format("batch: logit row {} out of range", r));
+  if (logits_size < b.logit_rows.size() * static_cast<size_t>(cfg_.vocab_size))
+    return Status::InvalidArgument("batch: logits buffer too small");
+  return Status::Ok();
+}
+
+void CpuBackend::MatMul(const Tensor& w, const float* x, int64_t T, float* y) {
+  const int64_t in = w.cols(), out = w.rows();
+  if (config_.precision == Precision::kReference) {
+    // Float32 weights (one dequantized row at a time), double accumulation.
+    pool_.ParallelFor(out, [&](int64_t r0, int64_t r1, int tid) {
+      std::vector<float>& row = thread_scratch_[tid];
+      const size_t row_bytes = RowBytes(w.dtype, in);
+      for (int64_t r = r0; r < r1; ++r) {
+        DequantizeRow(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, row.data(), in);
+        for (int64_t t = 0; t < T; ++t) {
+          const float* xt = x + t * in;
+          double s = 0;
+          for (int64_t i = 0; i < in; ++i) s += static_cast<double>(row[i]) * xt[i];
+          y[t * out + r] = static_cast<float>(s);
+        }
+      }
+    }, 16);
+    return;
+  }
+  const bool q8 = UsesQ8Activations(w.dtype);
+  if (q8) {
+    pool_.ParallelFor(T, [&](int64_t t0, int64_t t1, int) {
+      for (int64_t t = t0; t < t1; ++t) QuantizeActivationQ8(x + t * in, in, xq_.data() + t * in, xs_.data() + t * (in / 32));
+    });
+  }
+  // Rows in chunks that stay in cache while every token of the batch passes over them.
+  constexpr int64_t kRowChunk = 16;
+  pool_.ParallelFor(out, [&](int64_t r0, int64_t r1, int tid) {
+    float part[kRowChunk];
+    float* scratch = thread_scratch_[tid].data();
+    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
+      const int64_t re = std::min(r1, rc + kRowChunk);
+      for (int64_t t = 0; t < T; ++t) {
+        DotRows(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr, rc, re, part, scratch);
+        std::memcpy(y + t * out + rc, part, (re - rc) * sizeof(float));
+      }
+    }
+  }, kRowChunk);
+}
+
+void CpuBackend::RmsNorm(const float* x, const float* w, float* y, int64_t T, int n) const {
+  for (int64_t t = 0; t < T; ++t) {
+    const float* xt = x + t * n;
+    double ss = 0;
+    for (int i = 0; i < n; ++i) ss += static_cast<double>(xt[i]) * xt[i];
+    const double scale = 1.0 / std::sqrt(ss / n + cfg_.rms_norm_eps);
+    for (int i = 0; i < n; ++i) y[t * n + i] = static_cast<float>(xt[i] * scale) * w[i];
+  }
+}
+
+void CpuBackend::Rope(float* v, int64_t T, int n_heads, const std::vector<int32_t>& positions) const {
+  const int D = cfg_.head_dim, half = D / 2;
+  for (int64_t t = 0; t < T; ++t) {
+    const double pos = positions[t];
+    for (int i = 0; i < half; ++i) {
+      const double angle = pos * model_.rope_inv_freq[i];
+      const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
+      for (int h = 0; h < n_heads; ++h) {
+        float* head = v + (t * n_heads + h) * D;
+        const int a = cfg_.rope_style == RopeStyle::kAdjacentPairs ? 2 * i : i;
+        const int b = cfg_.rope_style == RopeStyle::kAdjacentPairs ? 2 * i + 1 : i + half;
+        const float x0 = head[a], x1 = head[b];
+        head[a] = x0 * c - x1 * s;
+        head[b] = x0 * s + x1 * c;
+      }
+    }
+  }
+}
+
+void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, float* out) {
+  const int H = cfg_.num_heads, D = cfg_.head_dim, group = cfg_.num_heads / cfg_.num_kv_heads, bs = config_.kv.block_size;
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const bool reference = config_.precision == Precision::kReference;
+  pool_.ParallelFor(T * H, [&](int64_t i0, int64_t i1, int tid) {
+    std::vector<float>& scores = thread_scratch_[tid];
+    std::vector<double> acc(D);
+    for (int64_t item = i0; item < i1; ++item) {
+      const int64_t t = item / H;
+      const int h = static_cast<int>(item % H), kvh = h / group;
+      const SequenceSlice& seq = b.seqs[token_seq_[t]];
+      const int32_t* table = b.block_tables.data() + seq.block_table_begin;
+      const int64_t p = seq.context_len + (t - seq.token_begin);  // absolute position of this token
+      int64_t first = 0;
+      if (cfg_.sliding_window > 0) first = std::max<int64_t>(0, p - cfg_.sliding_window + 1);
+      const float* qh = q + (t * H + h) * D;
+      if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
+      float maxs = -INFINITY;
+      for (int64_t j = first; j <= p; ++j) {
+        const float* kj = KBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+        float s;
+        if (reference) {
+          double d = 0;
+          for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[i];
+          s = static_cast<float>(d * scale);
+        } else {
+          s = static_cast<float>(kernels_.f32(kj, qh, D) * scale);
+        }
+        scores[j] = s;
+        maxs = std::max(maxs, s);
+      }
+      double sum = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      float* oh = out + (t * H + h) * D;
+      if (reference) {
+        for (int64_t j = first; j <= p; ++j) {
+          const double e = std::exp(static_cast<double>(scores[j]) - maxs);
+          sum += e;
+          const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+          for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
+        }
+        for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
+      } else {
+        std::fill(oh, oh + D, 0.0f);
+        for (int64_t j = first; j <= p; ++j) {
+          const float e = std::exp(scores[j] - maxs);
+          sum += e;
+          const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+          for (int i = 0; i < D; ++i) oh[i] += e * vj[i];
+        }
+        const float inv = static_cast<float>(1.0 / sum);
+        for (int i = 0; i < D; ++i) oh[i] *= inv;
+      }
+    }
+  });
+}
+
+Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
+  KV_RETURN_IF_ERROR(Validate(b, logits.size()));
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  if (T == 0) return Status::Ok();
+  const int Hd = cfg_.hidden_size, Q = cfg_.q_dim(), KVd = cfg_.kv_dim(), I = cfg_.intermediate_size, D = cfg_.head_dim;
+  const int bs = config_.kv.block_size;
+  x_.resize(T * Hd);
+  xn_.resize(T * Hd);
+  q_.resize(T * Q);
+  k_.resize(T * KVd);
+  v_.resize(T * KVd);
+  attn_.resize(T * Q);
+  gate_.resize(T * I);
+  up_.resize(T * I);
+  tmp_.resize(T * std::max(Hd, Q));
+  xq_.resize(T * max_in_);
+  xs_.resize(T * max_in_ / 32 + 1);
+  thread_scratch_.resize(pool_.num_threads());
+  for (auto& s : thread_scratch_) s.resize(std::max<size_t>(s.size(), std::max(max_in_, cfg_.hidden_size)));
+  token_seq_.resize(T);
+  for (size_t s = 0; s < b.seqs.size(); ++s)
+    for (int32_t j = 0; j < b.seqs[s].num_tokens; ++j) token_seq_[b.seqs[s].token_begin + j] = static_cast<int32_t>(s);
+
+  const ModelWeights& W = model_.weights;
+  const size_t emb_row = RowBytes(W.tok_embeddings.dtype, Hd);
+  for (int64_t t = 0; t < T; ++t)
+    DequantizeRow(W.tok_embeddings.dtype, static_cast<const uint8_t*>(W.tok_embeddings.data) + b.tokens[t] * emb_row, x_.data() + t * Hd, Hd);
+
+  auto add_bias = [&](float* y, const Tensor& bias, int n) {
+    if (!bias.present()) return;
+    const float* bv = static_cast<const float*>(bias.data);
+    for (int64_t t = 0; t < T; ++t)
+      for (int i = 0; i < n; ++i) y[t * n + i] += bv[i];
+  };
+  auto head_norm = [&](float* y, const Tensor& w, int n_heads) {
+    if (!w.present()) return;
+    RmsNorm(y, static_cast<const float*>(w.data), y, T * n_heads, D);
+  };
+
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    const LayerWeights& L = W.layers[l];
+    RmsNorm(x_.data(), static_cast<const float*>(L.attn_norm.data), xn_.data(), T, Hd);
+    MatMul(L.wq, xn_.data(), T, q_.data());
+    MatMul(L.wk, xn_.data(), T, k_.data());
+    MatMul(L.wv, xn_.data(), T, v_.data());
+    add_bias(q_.data(), L.bq, Q);
+    add_bias(k_.data(), L.bk, KVd);
+    add_bias(v_.data(), L.bv, KVd);
+    head_norm(q_.data(), L.q_norm, cfg_.num_heads);
+    head_norm(k_.data(), L.k_norm, cfg_.num_kv_heads);
+    Rope(q_.data(), T, cfg_.num_heads, b.positions);
+    Rope(k_.data(), T, cfg_.num_kv_heads, b.positions);
+    // Write the new tokens' K/V into their slots before attention (causal within the chunk).
+    for (int64_t t = 0; t < T; ++t) {
+      const SequenceSlice& seq = b.seqs[token_seq_[t]];
+      const int64_t p = seq.context_len + (t - seq.token_begin);
+      const int32_t blk = b.block_tables[seq.block_table_begin + p / bs];
+      for (int h = 0; h < cfg_.num_kv_heads; ++h) {
+        const size_t off = (static_cast<size_t>(h) * bs + p % bs) * D;
+        std::memcpy(KBlock(l, blk) + off, k_.data() + (t * cfg_.num_kv_heads + h) * D, D * sizeof(float));
+        std::memcpy(VBlock(l, blk) + off, v_.data() + (t * cfg_.num_kv_heads + h) * D, D * sizeof(float));
+      }
+    }
+    Attention(b, l, q_.data(), attn_.data());
+    MatMul(L.wo, attn_.data(), T, tmp_.data());
+    for (int64_t i = 0; i < T * Hd; ++i) x_[i] += tmp_[i];
+
+    RmsNorm(x_.data(), static_cast<const float*>(L.ffn_norm.data), xn_.data(), T, Hd);
+    MatMul(L.w_gate, xn_.data(), T, gate_.data());
+    MatMul(L.w_up, xn_.data(), T, up_.data());
+    for (int64_t i = 0; i < T * I; ++i) {
+      const float g = gate_[i];
+      gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
+    }
+    MatMul(L.w_down, gate_.data(), T, tmp_.data());
+    for (int64_t i = 0; i < T * Hd; ++i) x_[i] += tmp_[i];
+  }
+
+  // Logits only for the requested rows.
+  const int64_t R = static_cast<int64_t>(b.logit_rows.size());
+  if (R == 0) return Status::Ok();
+  std::vector<float> rows(R * Hd);
+  for (int64_t r = 0; r < R; ++r) std::memcpy(rows.data() + r * Hd, x_.data() + b.logit_rows[r] * Hd, Hd * sizeof(float));
+  RmsNorm(rows.data(), static_cast<const float*>(W.output_norm.data), rows.data(), R, Hd);
+  if (static_cast<int64_t>(xq_.size()) < R * max_in_) xq_.resize(R * max_in_);
+  MatMul(W.output, rows.data(), R, logits.data());
+  return Status::Ok();
+}
+
+void CpuBackend::CopyBlocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
+  for (auto [src, dst] : src_dst) {
+    KV_CHECK(src >= 0 && src < config_.kv.num_blocks && dst >= 0 && dst < config_.kv.num_blocks);
+    for (int l = 0; l < cfg_.num_layers; ++l) {
+      std::memcpy(KBlock(l, dst), KBlock(l, src), block_floats_ * sizeof(float));
+      std::memcpy(VBlock(l, dst), VBlock(l, src), block_floats_ * sizeof(float));
+    }
+  }
+}
+
+void CpuBackend::ReadBlock(int32_t block, void* dst) const {
+  KV_CHECK(block >= 0 && block < config_.kv.num_blocks);
+  auto* out = static_cast<float*>(dst);
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    const size_t base = (static_cast<size_t>(l) * config_.kv.num_blocks + block) * block_floats_;
+    std::memcpy(out, k_cache_.data() + base, block_floats_ * sizeof(float));
+    std::memcpy(out + block_floats_, v_cache_.data() + base, block_floats_ * sizeof(float));
+    out += 2 * block_floats_;
+  }
+}
+
+void CpuBackend::WriteBlock(int32_t block, const void* src) {
+  KV_CHECK(block >= 0 && block < config_.kv.num_blocks);
+  auto* in = static_cast<const float*>(src);
+  for (int l = 0; l < cfg_.num_layers; ++l) {
+    std::memcpy(KBlock(l, block), in, block_floats_ * sizeof(float));
+    std::memcpy(VBlock(l, block), in + block_floats_, block_floats_ * sizeof(float));
+    in += 2 * block_floats_;
+  }
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const CpuBackendConfig& config) {
+  if (config.kv.dtype != KvCacheDType::kF32) return Status::Unsupported("the CPU backend keeps its KV cache in f32 for now");
+  if (config.kv.block_size < 1 || config.kv.block_size > 1024) return Status::InvalidArgument(fmt::format("block size {} out of range [1, 1024]", config.kv.block_size));
+  if (config.kv.num_blocks < 1) return Status::InvalidArgument("the KV cache needs at least one block");
+  if (config.num_threads < 1 || config.num_threads > 1024) return Status::InvalidArgument(fmt::format("threads {} out of range [1, 1024]", config.num_threads));
+  const ModelConfig& c = model.config;
+  if (static_cast<int>(model.rope_inv_freq.size()) != c.head_dim / 2) return Status::InvalidArgument("model has no RoPE frequencies");
+  for (const Tensor* t : {&model.weights.tok_embeddings, &model.weights.output})
+    if (t->cols() % GetDTypeInfo(t->dtype).block_elems != 0) return Status::Unsupported(t->name + ": row length not a block multiple");
+  const size_t bytes = static_cast<size_t>(c.num_layers) * 2 * config.kv.num_blocks * c.num_kv_heads * config.kv.block_size * c.head_dim * sizeof(float);
+  if (bytes > (size_t{1} << 40)) return Status::ResourceExhausted(fmt::format("KV cache of {} bytes is too large", bytes));
+  return std::unique_ptr<Backend>(new CpuBackend(model, config));
+}
+
+}  // namespace kvserve

@@ -1,0 +1,193 @@
+#include "backend/cpu/kernels.h"
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "model/quant.h"
+
+namespace kvserve {
+
+void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    scales[b] = d;
+    for (int j = 0; j < 32; ++j) qs[b * 32 + j] = static_cast<int8_t>(std::lround(x[b * 32 + j] * id));
+  }
+}
+
+namespace {
+
+// ---- Scalar ----
+float DotF32Scalar(const float* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += w[i] * x[i];
+  return s;
+}
+float DotF16Scalar(const uint16_t* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += Fp16ToFloat(w[i]) * x[i];
+  return s;
+}
+float DotBF16Scalar(const uint16_t* w, const float* x, int64_t n) {
+  float s = 0;
+  for (int64_t i = 0; i < n; ++i) s += Bf16ToFloat(w[i]) * x[i];
+  return s;
+}
+float DotQ8_0Scalar(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
+  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(wv);
+  float s = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t acc = 0;
+    for (int j = 0; j < 32; ++j) acc += w[b].qs[j] * xq[b * 32 + j];
+    s += Fp16ToFloat(w[b].d) * xs[b] * static_cast<float>(acc);
+  }
+  return s;
+}
+float DotQ4_0Scalar(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(wv);
+  float s = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t acc = 0;
+    for (int j = 0; j < 16; ++j) {
+      acc += (static_cast<int>(w[b].qs[j] & 0xF) - 8) * xq[b * 32 + j];
+      acc += (static_cast<int>(w[b].qs[j] >> 4) - 8) * xq[b * 32 + j + 16];
+    }
+    s += Fp16ToFloat(w[b].d) * xs[b] * static_cast<float>(acc);
+  }
+  return s;
+}
+
+// ---- AVX2 + FMA + F16C ----
+#define KV_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+KV_AVX2 inline float HSum(__m256 v) {
+  __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
+  lo = _mm_add_ps(lo, hi);
+  lo = _mm_add_ps(lo, _mm_movehl_ps(lo, lo));
+  lo = _mm_add_ss(lo, _mm_shuffle_ps(lo, lo, 1));
+  return _mm_cvtss_f32(lo);
+}
+
+KV_AVX2 float DotF32Avx2(const float* w, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= n; i += 8) a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+  float s = HSum(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  for (; i < n; ++i) s += w[i] * x[i];
+  return s;
+}
+
+KV_AVX2 float DotF16Avx2(const uint16_t* w, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+    a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+  }
+  float s = HSum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) s += Fp16ToFloat(w[i]) * x[i];
+  return s;
+}
+
+KV_AVX2 float DotBF16Avx2(const uint16_t* w, const float* x, int64_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    __m256i r0 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    __m256i r1 = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i + 8)));
+    a0 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(r0, 16)), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_castsi256_ps(_mm256_slli_epi32(r1, 16)), _mm256_loadu_ps(x + i + 8), a1);
+  }
+  float s = HSum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) s += Bf16ToFloat(w[i]) * x[i];
+  return s;
+}
+
+// Sum of int8 products of 32 lanes, as 8 int32 lanes (|w| <= 127 so maddubs cannot saturate).
+KV_AVX2 inline __m256i DotI8(__m256i w, __m256i x) {
+  const __m256i aw = _mm256_sign_epi8(w, w);
+  const __m256i sx = _mm256_sign_epi8(x, w);
+  const __m256i p16 = _mm256_maddubs_epi16(aw, sx);
+  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
+}
+
+KV_AVX2 float DotQ8_0Avx2(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
+  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(wv);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b]);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(DotI8(wq, xv)), acc);
+  }
+  return HSum(acc);
+}
+
+KV_AVX2 float DotQ4_0Avx2(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(wv);
+  __m256 acc = _mm256_setzero_ps();
+  const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    __m256i wq = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);  // low nibbles -> elements 0..15, high -> 16..31
+    wq = _mm256_sub_epi8(_mm256_and_si256(wq, mask), eight);
+    const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32));
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(w[b].d) * xs[b]);
+    acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(DotI8(wq, xv)), acc);
+  }
+  return HSum(acc);
+}
+
+const DotKernels kScalar = {DotF32Scalar, DotF16Scalar, DotBF16Scalar, DotQ8_0Scalar, DotQ4_0Scalar, "scalar"};
+const DotKernels kAvx2 = {DotF32Avx2, DotF16Avx2, DotBF16Avx2, DotQ8_0Avx2, DotQ4_0Avx2, "avx2"};
+
+}  // namespace
+
+const DotKernels& ScalarDotKernels() { return kScalar; }
+
+const DotKernels& BestDotKernels() {
+  static const DotKernels* best = [] {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kAvx2;
+    return &kScalar;
+  }();
+  return *best;
+}
+
+void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
+             int64_t row_end, float* y, float* scratch) {
+  const int64_t n = w.cols();
+  const size_t row_bytes = RowBytes(w.dtype, n);
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = base + r * row_bytes;
+    float v;
+    switch (w.dtype) {
+      case DType::kF32: v = k.f32(reinterpret_cast<const float*>(row), x, n); break;
+      case DType::kF16: v = k.f16(reinterpret_cast<const uint16_t*>(row), x, n); break;
+      case DType::kBF16: v = k.bf16(reinterpret_cast<const uint16_t*>(row), x, n); break;
+      case DType::kQ8_0: v = k.q8_0(row, xq, xs, n); break;
+      case DType::kQ4_0: v = k.q4_0(row, xq, xs, n); break;
+      default:
+        DequantizeRow(w.dtype, row, scratch, n);
+        v = k.f32(scratch, x, n);
+        break;
+    }
+    y[r - row_begin] = v;
+  }
+}
+
+}  // namespace kvserve

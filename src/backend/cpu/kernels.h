@@ -1,0 +1,40 @@
+// CPU dot-product kernels in the weights' file precision. Activations are float32,
+// or Q8 blocks (32 int8 + a float scale) when the weights are Q8_0/Q4_0, so
+// quantized rows are never dequantized as a whole. AVX2/FMA/F16C variants are
+// chosen at run time (the binary still runs on CPUs without them).
+#pragma once
+
+#include <cstdint>
+
+#include "model/tensor.h"
+
+namespace kvserve {
+
+// A float row quantized to Q8 blocks: qs[n], scales[n / 32]. REQUIRES: n % 32 == 0.
+void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales);
+
+struct DotKernels {
+  float (*f32)(const float* w, const float* x, int64_t n);
+  float (*f16)(const uint16_t* w, const float* x, int64_t n);
+  float (*bf16)(const uint16_t* w, const float* x, int64_t n);
+  // w: n / 32 Q8_0 (or Q4_0) blocks; activation as QuantizeActivationQ8 produced it.
+  float (*q8_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
+  float (*q4_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
+  const char* name;
+};
+
+// The best kernels this CPU supports (computed once).
+const DotKernels& BestDotKernels();
+// Portable scalar kernels (the reference the SIMD ones are tested against).
+const DotKernels& ScalarDotKernels();
+
+// Whether weights of this dtype take Q8 activations.
+inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
+
+// y[r - row_begin] = dot(w row r, x) for rows [row_begin, row_end) of a 2-D weight.
+// xq/xs: the Q8 form of x when UsesQ8Activations(w.dtype). Other dtypes (Q4_K, Q6_K)
+// dequantize one row at a time into `scratch` (cols floats).
+void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
+             int64_t row_end, float* y, float* scratch);
+
+}  // namespace kvserve
