@@ -41,6 +41,8 @@ void ExpectVectors(const Tokenizer* tok, const std::string& family) {
     const auto got = tok->Encode(cases[i].text, /*add_special=*/false, /*parse_special=*/false);
     EXPECT_EQ(got, cases[i].ids) << family << " case " << i + 1 << ": \"" << Printable(cases[i].text) << "\"";
     failures += got != cases[i].ids;
+    // And back: the ids decode to the original text.
+    EXPECT_EQ(tok->Decode(cases[i].ids, false), cases[i].text) << family << " case " << i + 1;
   }
   EXPECT_EQ(failures, 0) << family;
 }
