@@ -213,10 +213,10 @@ std::string Tokenizer::TokenBytes(int32_t id) const {
 void Tokenizer::DecodeToken(int32_t id, bool skip_special, bool* at_text_start, std::string& out) const {
   if (id < 0 || id >= vocab_size()) return;
   if (IsSpecial(id)) {
-    // Encode adds a dummy-prefix space at the start and after every special token, so
-    // Decode drops one there: Decode(Encode(x, _, true), false) == x.
+    // Special tokens leave the start-of-text state alone: a leading BOS does not keep the
+    // first word's dummy-prefix space, and text after a special token mid-sequence keeps
+    // its space, as llama.cpp shows generated text (" Once" after a generated BOS).
     if (!skip_special) out.append(tokens_[id]);
-    *at_text_start = true;
     return;
   }
   const bool first = *at_text_start;

@@ -9,8 +9,10 @@
 //   byte-level BPE (kByteLevelBpe): the family's regex pre-tokenizer (PreTokenizer), GPT-2
 //     byte map, rank-driven merges (BpeEncoder).
 // Decode concatenates token bytes; for SentencePiece it drops the dummy-prefix space of the
-// first text token and of the first one after each special token (where Encode put one), so
-// Decode(Encode(x, add_special, parse_special), !parse_special) == x for any x.
+// first text token (leading special tokens such as BOS do not count), so
+// Decode(Encode(x, add_special, false), true) == x for any x. With parse_special, text that
+// follows a special token mid-sequence gets llama.cpp's extra dummy-prefix space, which
+// Decode keeps ("a<s>b" -> "a<s> b"); byte-level BPE round-trips exactly either way.
 //
 // A Tokenizer is immutable after Create; all methods are thread-safe.
 #pragma once
@@ -56,8 +58,8 @@ class Tokenizer {
   std::string Decode(std::span<const int32_t> ids, bool skip_special) const;
 
   // One step of Decode. *at_text_start is Decode's state: set it to true for a new
-  // sequence; a text token turns it false (dropping its SentencePiece dummy-prefix space if
-  // it was true), a special token turns it true.
+  // sequence; the first text token turns it false (dropping its SentencePiece dummy-prefix
+  // space); special tokens leave it unchanged.
   void DecodeToken(int32_t id, bool skip_special, bool* at_text_start, std::string& out) const;
 
   // Raw bytes of one token as it appears inside text: SentencePiece "▁" -> space, <0xNN>

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tokenizer/incremental_detokenizer.h"
 #include "tokenizer/test_fixtures.h"
 
 namespace kvserve {
@@ -31,6 +32,37 @@ void ExpectStoriesGolden(const Tokenizer* tok) {
 }
 
 TEST(GoldenPrompts, Stories260KTok512Model) { ExpectStoriesGolden(LoadSp("models/stories260K/tok512.model").get()); }
+
+TEST(GoldenPrompts, Stories260KTokenBytesMatchLlamaCpp) {
+  // Every token llama.cpp's server listed (generated and top-10 candidates) with its bytes.
+  auto tok = LoadGguf("models/stories260K/stories260K.gguf");
+  ASSERT_NE(tok, nullptr);
+  size_t checked = 0;
+  for (const char* name : kStoriesPrompts) {
+    const json g = json::parse(ReadFixture(std::string("golden/stories260K/") + name + ".json"));
+    std::vector<int32_t> generated;
+    for (const json& step : g.at("steps")) {
+      generated.push_back(step.at("id").get<int32_t>());
+      for (const json& t : step.at("top")) {
+        const auto bytes = t.at("bytes").get<std::vector<int>>();
+        const std::string want(bytes.begin(), bytes.end());
+        EXPECT_EQ(tok->TokenBytes(t.at("id").get<int32_t>()), want) << name << " id " << t.at("id");
+        ++checked;
+      }
+    }
+    // The server's generated text is the tokens' bytes in order (a continuation: no space dropped).
+    std::string text;
+    for (int32_t id : generated) text += tok->TokenBytes(id);
+    EXPECT_EQ(text, g.at("generated_text").get<std::string>()) << name;
+    IncrementalDetokenizer stream(tok.get(), {.skip_special = true, .sequence_start = false});
+    std::string streamed;
+    for (int32_t id : generated) streamed += stream.Push(id);
+    streamed += stream.Finish();
+    EXPECT_EQ(streamed, g.at("generated_text").get<std::string>()) << name;
+    EXPECT_EQ(generated, g.at("generated_tokens").get<std::vector<int32_t>>()) << name;
+  }
+  EXPECT_GT(checked, 5000u);
+}
 
 TEST(GoldenPrompts, Stories260KGguf) { ExpectStoriesGolden(LoadGguf("models/stories260K/stories260K.gguf").get()); }
 
