@@ -91,6 +91,10 @@ Status Engine::AddRequest(EngineRequest request) {
     return Status::InvalidArgument(fmt::format(
         "this model's maximum context length is {} tokens, but {} tokens were requested ({} in the prompt, {} to generate)",
         max_context_, prompt_len + *request.params.max_tokens, prompt_len, *request.params.max_tokens));
+  if (request.params.max_tokens && prompt_len + *request.params.max_tokens > capacity)
+    return Status::InvalidArgument(fmt::format(
+        "the request needs up to {} tokens of KV cache ({} in the prompt, {} to generate) but the whole cache holds {} tokens",
+        prompt_len + *request.params.max_tokens, prompt_len, *request.params.max_tokens, capacity));
   if (static_cast<int>(scheduler_->num_waiting()) >= config_.max_waiting_requests)
     return Status::ResourceExhausted(fmt::format("the waiting queue is full ({} requests)", config_.max_waiting_requests));
 

@@ -213,18 +213,26 @@ TEST_F(EngineTest, RejectsBadRequestsWithNumbers) {
   cfg.num_kv_blocks = 8;
   auto engine = MakeEngine(cfg);
   EngineRequest r = Request(1, "Hello", 10);
-  r.prompt.assign(600, 5);
+  r.prompt.assign(2100, 5);
   Status st = engine->AddRequest(r);
   EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);
-  EXPECT_NE(st.message().find("600"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("2100"), std::string::npos) << st.message();
   r = Request(2, "Hello", 10);
   r.params.top_p = 1.5f;
   EXPECT_EQ(engine->AddRequest(r).code(), Status::Code::kInvalidArgument);
   r = Request(3, "Hello", 10);
   r.prompt.push_back(100000);
   EXPECT_EQ(engine->AddRequest(r).code(), Status::Code::kInvalidArgument);
-  r = Request(4, "Hello", 500);
-  EXPECT_EQ(engine->AddRequest(r).code(), Status::Code::kInvalidArgument);  // 4 + 500 > 512 context
+  r = Request(4, "Hello", 2045);
+  st = engine->AddRequest(r);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);  // 4 + 2045 > the GGUF's 2048-token context
+  EXPECT_NE(st.message().find("2048"), std::string::npos) << st.message();
+  r = Request(5, "Hello", 200);
+  st = engine->AddRequest(r);
+  EXPECT_EQ(st.code(), Status::Code::kInvalidArgument);  // 204 tokens > 8 blocks x 16 of KV cache
+  EXPECT_NE(st.message().find("128"), std::string::npos) << st.message();
+  r = Request(6, "Hello", 100);
+  EXPECT_TRUE(engine->AddRequest(r).ok());
 }
 
 TEST_F(EngineTest, PriorityRunsFirstAndAgingPreventsStarvation) {
