@@ -1,0 +1,293 @@
+// decode_bench: how close CPU decode gets to the memory-bandwidth limit.
+//
+// In one run: (1) this machine's streaming read bandwidth (1 and 2 threads, a buffer
+// far larger than the caches); (2) for synthetic models of real shapes (generated into
+// a cache dir with the synth tool if missing), decode tokens/s of one sequence after a
+// prefilled context and prefill tokens/s of one prompt, at 1 and 2 threads. Decode
+// reads every weight once per token, so (weight bytes per token) x tokens/s over the
+// measured bandwidth is the fraction of the bandwidth limit achieved.
+//
+// Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
+//                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backend/cpu/cpu_backend.h"
+#include "model/model.h"
+#include "tools/synth_model.h"
+
+namespace kvserve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+namespace fs = std::filesystem;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+struct Args {
+  std::string cache_dir;
+  std::vector<std::pair<std::string, std::string>> models = {{"tinyllama-1.1b", "q8_0"}, {"tinyllama-1.1b", "f16"}, {"smollm2-135m", "q8_0"}};
+  std::vector<int> threads = {1, 2};
+  int context = 128;
+  int decode_steps = 32;
+  int prompt = 256;
+  size_t bw_bytes = size_t{1} << 30;
+  int bw_reps = 5;
+};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  for (std::string item; std::getline(ss, item, sep);) {
+    if (!item.empty()) out.push_back(item);
+  }
+  return out;
+}
+
+// --- memory bandwidth -------------------------------------------------------------
+
+// Sums 64-bit words of [p, p + n) with independent accumulators, so the loop is bound
+// by loads, not by an add chain.
+uint64_t ReadSum(const uint64_t* p, size_t n) {
+  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
+    a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
+  }
+  for (; i < n; ++i) a0 += p[i];
+  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+// Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
+double MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int reps) {
+  double best = 0;
+  std::vector<uint64_t> sinks(threads);
+  for (int r = 0; r < reps; ++r) {
+    const auto t0 = Clock::now();
+    std::vector<std::thread> pool;
+    const size_t n = buf.size();
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] { sinks[t] += ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
+    }
+    for (auto& th : pool) th.join();
+    const double secs = Seconds(t0, Clock::now());
+    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / secs);
+  }
+  uint64_t all = 0;
+  for (uint64_t s : sinks) all ^= s;
+  if (all == 0x5EED) std::fprintf(stderr, " ");  // keeps the sums observable
+  return best;
+}
+
+// --- models -----------------------------------------------------------------------
+
+// Bytes of weights one decode step reads: every matrix and norm, plus one embedding row.
+double WeightBytesPerToken(const Model& m) {
+  const ModelWeights& w = m.weights;
+  double bytes = static_cast<double>(RowBytes(w.tok_embeddings.dtype, w.tok_embeddings.cols()));
+  bytes += w.output.nbytes + w.output_norm.nbytes;
+  for (const LayerWeights& l : w.layers) {
+    for (const Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.ffn_norm, &l.w_gate,
+                            &l.w_up, &l.w_down}) {
+      if (t->present()) bytes += t->nbytes;
+    }
+  }
+  return bytes;
+}
+
+StatusOr<std::string> EnsureModel(const Args& a, const std::string& shape, const std::string& dtype) {
+  const std::string path = (fs::path(a.cache_dir) / fmt::format("{}-{}.gguf", shape, dtype)).string();
+  if (fs::exists(path)) return path;
+  std::error_code ec;
+  fs::create_directories(a.cache_dir, ec);
+  SynthOptions o;
+  o.shape = shape;
+  KV_ASSIGN_OR_RETURN(o.dtype, ParseSynthDType(dtype));
+  o.seed = 1;
+  std::fprintf(stderr, "generating %s ...\n", path.c_str());
+  const auto t0 = Clock::now();
+  KV_ASSIGN_OR_RETURN(SynthResult r, WriteSynthModel(o, path));
+  std::fprintf(stderr, "  %.1f MiB in %.1fs\n", r.tensor_bytes / 1048576.0, Seconds(t0, Clock::now()));
+  return path;
+}
+
+struct RunResult {
+  double decode_tps = 0;
+  double prefill_tps = 0;
+};
+
+// One sequence through the backend, blocks 0.. in order.
+BatchDescriptor SequenceBatch(const std::vector<int32_t>& tokens, int context_len, int block_size) {
+  BatchDescriptor b;
+  b.tokens = tokens;
+  const int n = static_cast<int>(tokens.size());
+  for (int j = 0; j < n; ++j) b.positions.push_back(context_len + j);
+  const int blocks = (context_len + n + block_size - 1) / block_size;
+  for (int i = 0; i < blocks; ++i) b.block_tables.push_back(i);
+  SequenceSlice s;
+  s.token_begin = 0;
+  s.num_tokens = n;
+  s.context_len = context_len;
+  s.block_table_begin = 0;
+  s.num_blocks = blocks;
+  b.seqs.push_back(s);
+  b.logit_rows.push_back(n - 1);
+  return b;
+}
+
+StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads) {
+  const int block_size = 16;
+  CpuBackendConfig cfg;
+  cfg.num_threads = threads;
+  cfg.kv.block_size = block_size;
+  cfg.kv.num_blocks = (std::max(a.context + a.decode_steps + 2, a.prompt) + block_size - 1) / block_size + 1;
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateCpuBackend(model, cfg));
+  const int vocab = model.config.vocab_size;
+  std::vector<float> logits(vocab);
+  std::mt19937 rng(1234);
+  std::uniform_int_distribution<int32_t> tok(0, std::min(vocab, 32000) - 1);
+  auto random_tokens = [&](int n) {
+    std::vector<int32_t> t(n);
+    for (auto& x : t) x = tok(rng);
+    return t;
+  };
+  auto argmax = [&] { return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin()); };
+  auto check_finite = [&](const char* what) -> Status {
+    for (float x : logits) {
+      if (!std::isfinite(x)) return Status::Internal(fmt::format("{}: non-finite logit after {}", model.path, what));
+    }
+    return Status::Ok();
+  };
+
+  RunResult r;
+  // Prefill: one prompt in one forward pass.
+  {
+    const BatchDescriptor b = SequenceBatch(random_tokens(a.prompt), 0, block_size);
+    const auto t0 = Clock::now();
+    KV_RETURN_IF_ERROR(backend->Forward(b, logits));
+    r.prefill_tps = a.prompt / Seconds(t0, Clock::now());
+    KV_RETURN_IF_ERROR(check_finite("prefill"));
+  }
+  // Decode: a context, two warm-up steps, then the timed steps (greedy feedback).
+  {
+    KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch(random_tokens(a.context), 0, block_size), logits));
+    int pos = a.context;
+    for (int s = 0; s < 2; ++s, ++pos) KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
+    const auto t0 = Clock::now();
+    for (int s = 0; s < a.decode_steps; ++s, ++pos) KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
+    r.decode_tps = a.decode_steps / Seconds(t0, Clock::now());
+    KV_RETURN_IF_ERROR(check_finite("decode"));
+  }
+  return r;
+}
+
+std::string DefaultCacheDir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) return (exe.parent_path().parent_path() / "synth-cache").string();  // <build>/bin/.. -> <build>/synth-cache
+  return "synth-cache";
+}
+
+int Main(int argc, char** argv) {
+  Args a;
+  a.cache_dir = DefaultCacheDir();
+  for (int i = 1; i < argc; ++i) {
+    const std::string k = argv[i];
+    auto val = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "decode_bench: %s needs a value\n", k.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (k == "--cache-dir") a.cache_dir = val();
+    else if (k == "--context") a.context = std::stoi(val());
+    else if (k == "--decode-steps") a.decode_steps = std::stoi(val());
+    else if (k == "--prompt") a.prompt = std::stoi(val());
+    else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
+    else if (k == "--threads") {
+      a.threads.clear();
+      for (const std::string& t : Split(val(), ',')) a.threads.push_back(std::stoi(t));
+    } else if (k == "--models") {
+      a.models.clear();
+      for (const std::string& m : Split(val(), ',')) {
+        const auto colon = m.find(':');
+        if (colon == std::string::npos) {
+          std::fprintf(stderr, "decode_bench: --models wants shape:dtype entries, got '%s'\n", m.c_str());
+          return 2;
+        }
+        a.models.emplace_back(m.substr(0, colon), m.substr(colon + 1));
+      }
+    } else {
+      std::fprintf(stderr, "decode_bench: unknown option '%s'\n", k.c_str());
+      return 2;
+    }
+  }
+  if (a.context < 1 || a.decode_steps < 1 || a.prompt < 1 || a.threads.empty()) {
+    std::fprintf(stderr, "decode_bench: --context, --decode-steps, --prompt must be >= 1\n");
+    return 2;
+  }
+
+  // Bandwidth first, with the buffer's pages already faulted in.
+  std::vector<double> bw;
+  {
+    std::vector<uint64_t> buf(a.bw_bytes / sizeof(uint64_t));
+    for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;
+    for (int t : a.threads) bw.push_back(MeasureReadBandwidth(buf, t, a.bw_reps));
+  }
+  std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n| threads | GB/s |\n|---:|---:|\n", a.bw_bytes >> 20, a.bw_reps);
+  for (size_t i = 0; i < a.threads.size(); ++i) std::printf("| %d | %.1f |\n", a.threads[i], bw[i] / 1e9);
+  std::printf("\n## Decode and prefill (CPU backend, fast path, f32 KV cache)\n\n");
+  std::printf("decode: %d-token context, %d timed steps; prefill: one %d-token prompt. "
+              "BW fraction = weight bytes per token x decode tok/s / measured bandwidth at the same thread count.\n\n",
+              a.context, a.decode_steps, a.prompt);
+  std::printf("| model | dtype | weight MiB/token | threads | decode tok/s | bandwidth-limit tok/s | achieved GB/s | BW fraction | prefill tok/s |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::fflush(stdout);
+  int rc = 0;
+  for (const auto& [shape, dtype] : a.models) {
+    auto path = EnsureModel(a, shape, dtype);
+    if (!path.ok()) {
+      std::fprintf(stderr, "decode_bench: %s\n", path.status().message().c_str());
+      rc = 1;
+      continue;
+    }
+    auto model = LoadModel(*path);
+    if (!model.ok()) {
+      std::fprintf(stderr, "decode_bench: %s\n", model.status().message().c_str());
+      rc = 1;
+      continue;
+    }
+    const double bytes = WeightBytesPerToken(**model);
+    for (size_t ti = 0; ti < a.threads.size(); ++ti) {
+      auto r = RunModel(a, **model, a.threads[ti]);
+      if (!r.ok()) {
+        std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
+        rc = 1;
+        continue;
+      }
+      const double achieved = bytes * r->decode_tps;
+      std::printf("| %s | %s | %.1f | %d | %.2f | %.2f | %.1f | %.0f%% | %.1f |\n", shape.c_str(), dtype.c_str(), bytes / 1048576.0, a.threads[ti],
+                  r->decode_tps, bw[ti] / bytes, achieved / 1e9, 100.0 * achieved / bw[ti], r->prefill_tps);
+      std::fflush(stdout);
+    }
+  }
+  return rc;
+}
+
+}  // namespace
+}  // namespace kvserve
+
+int main(int argc, char** argv) { return kvserve::Main(argc, argv); }
