@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 
 #include "model/gguf_reader.h"
 #include "model/hf_config.h"
@@ -133,6 +134,26 @@ Status NormalizeSmallTensors(Model& m) {
   return Status::Ok();
 }
 
+// Backends read F32/F16/BF16 weights through typed pointers; a safetensors header of
+// odd length leaves the data misaligned, so such tensors are copied into aligned storage.
+void AlignTensors(Model& m) {
+  std::vector<Tensor*> all = {&m.weights.tok_embeddings, &m.weights.output_norm, &m.weights.output};
+  for (LayerWeights& l : m.weights.layers)
+    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
+      all.push_back(t);
+  std::map<const void*, const void*> moved;  // tied tensors share one copy
+  for (Tensor* t : all) {
+    if (!t->present() || reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) continue;
+    auto it = moved.find(t->data);
+    if (it == moved.end()) {
+      const uint8_t* src = static_cast<const uint8_t*>(t->data);
+      m.owned_buffers.emplace_back(src, src + t->nbytes);  // heap storage is suitably aligned
+      it = moved.emplace(t->data, m.owned_buffers.back().data()).first;
+    }
+    t->data = it->second;
+  }
+}
+
 void ComputeRopeFrequencies(Model& m, const Tensor* rope_freqs) {
   const ModelConfig& c = m.config;
   const int half = c.head_dim / 2;
@@ -185,21 +206,27 @@ StatusOr<std::unique_ptr<Model>> LoadGguf(const std::string& path) {
   KV_ASSIGN_OR_RETURN(c.num_kv_heads, get("attention.head_count_kv", c.num_heads, false));
   KV_ASSIGN_OR_RETURN(c.max_context, get("context_length", 2048, false));
   KV_ASSIGN_OR_RETURN(c.head_dim, get("attention.key_length", c.hidden_size / c.num_heads, false));
-  if (c.num_heads % c.num_kv_heads != 0 || c.head_dim % 2 != 0)
+  if (c.num_heads % c.num_kv_heads != 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
+      int64_t{c.num_heads} * c.head_dim > (int64_t{1} << 30))
     return Status::Corrupt(fmt::format("{}: {} heads, {} kv heads, head dim {}: inconsistent", path, c.num_heads, c.num_kv_heads, c.head_dim));
   KV_ASSIGN_OR_RETURN(double eps, g->GetFloatOr(p + "attention.layer_norm_rms_epsilon", 1e-5));
   KV_ASSIGN_OR_RETURN(double theta, g->GetFloatOr(p + "rope.freq_base", 10000.0));
+  if (!(eps > 0) || !(theta > 0) || !std::isfinite(theta))
+    return Status::Corrupt(fmt::format("{}: rms epsilon {} and rope base {} must be positive", path, eps, theta));
   c.rms_norm_eps = static_cast<float>(eps);
   c.rope_theta = static_cast<float>(theta);
   KV_ASSIGN_OR_RETURN(std::string scaling, g->GetStringOr(p + "rope.scaling.type", "none"));
   if (scaling == "linear") {
     c.rope_scaling.type = RopeScaling::Type::kLinear;
     KV_ASSIGN_OR_RETURN(double f, g->GetFloatOr(p + "rope.scaling.factor", 1.0));
+    if (!(f > 0)) return Status::Corrupt(fmt::format("{}: {}rope.scaling.factor {} must be positive", path, p, f));
     c.rope_scaling.factor = static_cast<float>(f);
   } else if (scaling != "none") {
     return Status::Unsupported(path + ": rope scaling '" + scaling + "' is not supported");
   }
   KV_ASSIGN_OR_RETURN(int64_t window, g->GetIntOr(p + "attention.sliding_window", 0));
+  if (window < 0 || window > (int64_t{1} << 30))
+    return Status::Corrupt(fmt::format("{}: metadata '{}attention.sliding_window' = {} is out of range", path, p, window));
   c.sliding_window = static_cast<int>(window);
   c.rope_style = (c.arch == Arch::kLlama || c.arch == Arch::kMistral) ? RopeStyle::kAdjacentPairs : RopeStyle::kRotateHalf;
   c.qkv_bias = c.arch == Arch::kQwen2;
@@ -207,6 +234,8 @@ StatusOr<std::unique_ptr<Model>> LoadGguf(const std::string& path) {
   KV_ASSIGN_OR_RETURN(c.name, g->GetStringOr("general.name", std::filesystem::path(path).stem().string()));
   const Tensor* emb = g->FindTensor("token_embd.weight");
   if (!emb) return Status::NotFound(path + ": tensor 'token_embd.weight' is missing");
+  if (emb->shape.size() != 2 || emb->shape[0] > (int64_t{1} << 30))
+    return Status::Corrupt(fmt::format("{}: tensor 'token_embd.weight' has shape {}, expected {{vocab, {}}}", path, ShapeString(emb->shape), c.hidden_size));
   c.vocab_size = static_cast<int>(emb->shape[0]);
   c.tied_embeddings = g->FindTensor("output.weight") == nullptr;
 
@@ -215,6 +244,12 @@ StatusOr<std::unique_ptr<Model>> LoadGguf(const std::string& path) {
   const Tensor* rope_freqs = g->FindTensor("rope_freqs.weight");
   if (rope_freqs && (rope_freqs->dtype != DType::kF32 || rope_freqs->numel() != c.head_dim / 2))
     return Status::Corrupt(path + ": tensor 'rope_freqs.weight' must be F32 with head_dim/2 entries");
+  if (rope_freqs) {
+    const float* f = static_cast<const float*>(rope_freqs->data);
+    for (int64_t i = 0; i < rope_freqs->numel(); ++i)
+      if (!(f[i] > 0) || !std::isfinite(f[i]))
+        return Status::Corrupt(fmt::format("{}: tensor 'rope_freqs.weight' entry {} = {} must be a positive factor", path, i, f[i]));
+  }
   ComputeRopeFrequencies(*m, rope_freqs);
   KV_ASSIGN_OR_RETURN(m->vocab, LoadVocabFromGguf(*g));
   if (!m->vocab.tokens.empty() && static_cast<int>(m->vocab.tokens.size()) > c.vocab_size)
@@ -233,14 +268,18 @@ StatusOr<std::unique_ptr<Model>> LoadHfDir(const std::string& dir) {
   c.name = fs::path(dir).filename().string();
   if (c.name == "hf" || c.name.empty()) c.name = fs::path(dir).parent_path().filename().string();
   KV_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsSet> st, SafetensorsSet::OpenDir(dir));
+  // No lm_head means tied whatever the config says (as llama.cpp does for a missing output).
   if (!st->FindTensor("lm_head.weight")) c.tied_embeddings = true;
   TensorBinder binder(dir, [&](const std::string& n) { return st->FindTensor(n); });
   KV_RETURN_IF_ERROR(BindWeights(c, binder, /*gguf=*/false, m->weights));
+  // transformers ties by config: a stored lm_head is then ignored in favour of embed_tokens.
+  if (c.tied_embeddings) m->weights.output = m->weights.tok_embeddings;
   ComputeRopeFrequencies(*m, nullptr);
   KV_ASSIGN_OR_RETURN(m->vocab, LoadVocabFromHfDir(dir));
   if (static_cast<int>(m->vocab.tokens.size()) > c.vocab_size)
     return Status::Corrupt(fmt::format("{}: the tokenizer has {} tokens but the model's vocab_size is {}", dir, m->vocab.tokens.size(), c.vocab_size));
   m->file_owners.push_back(std::shared_ptr<SafetensorsSet>(std::move(st)));
+  AlignTensors(*m);
   KV_RETURN_IF_ERROR(NormalizeSmallTensors(*m));
   return m;
 }

@@ -90,6 +90,7 @@ StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::OpenDir(const std::str
   auto set = std::make_unique<SafetensorsSet>();
   const fs::path index_path = fs::path(dir) / "model.safetensors.index.json";
   std::vector<std::string> shards;
+  std::map<std::string, std::string> weight_map;  // tensor -> shard, checked once the shards are open
   if (fs::exists(index_path)) {
     std::ifstream in(index_path);
     std::stringstream ss;
@@ -104,6 +105,7 @@ StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::OpenDir(const std::str
       if (f.find('/') != std::string::npos || f.find("..") != std::string::npos)
         return Status::Corrupt(index_path.string() + ": shard name '" + f + "' must be a plain file name");
       names.insert(f);
+      weight_map[k] = f;
     }
     shards.assign(names.begin(), names.end());
   } else if (fs::exists(fs::path(dir) / "model.safetensors")) {
@@ -114,6 +116,13 @@ StatusOr<std::unique_ptr<SafetensorsSet>> SafetensorsSet::OpenDir(const std::str
   for (const std::string& s : shards) {
     KV_ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsFile> f, SafetensorsFile::Open((fs::path(dir) / s).string()));
     set->files_.push_back(std::move(f));
+  }
+  for (const auto& [tensor, shard] : weight_map) {
+    const SafetensorsFile* file = nullptr;
+    for (const auto& f : set->files_)
+      if (fs::path(f->path()).filename() == shard) file = f.get();
+    if (file == nullptr || file->FindTensor(tensor) == nullptr)
+      return Status::Corrupt(index_path.string() + ": tensor '" + tensor + "' is not in its shard " + shard);
   }
   return set;
 }
