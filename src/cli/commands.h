@@ -11,5 +11,6 @@ void RegisterPerplexity(CLI::App& app, int& exit_code);
 void RegisterSynth(CLI::App& app, int& exit_code);
 void RegisterKvSim(CLI::App& app, int& exit_code);
 void RegisterBench(CLI::App& app, int& exit_code);
+void RegisterServe(CLI::App& app, int& exit_code);
 
 }  // namespace kvserve::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   kvserve::cli::RegisterSynth(app, exit_code);
   kvserve::cli::RegisterKvSim(app, exit_code);
   kvserve::cli::RegisterBench(app, exit_code);
+  kvserve::cli::RegisterServe(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
