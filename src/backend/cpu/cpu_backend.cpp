@@ -122,11 +122,18 @@ void CpuBackend::MatMul(const Tensor& w, const float* x, int64_t T, float* y) {
   // Rows in chunks that stay in cache while every token of the batch passes over them.
   constexpr int64_t kRowChunk = 16;
   pool_.ParallelFor(out, [&](int64_t r0, int64_t r1, int tid) {
-    float part[kRowChunk];
+    float part[kDotTile * kRowChunk];
     float* scratch = thread_scratch_[tid].data();
     for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
       const int64_t re = std::min(r1, rc + kRowChunk);
-      for (int64_t t = 0; t < T; ++t) {
+      int64_t t = 0;
+      // Prefill: kDotTile tokens per weight row load.
+      for (; t + kDotTile <= T; t += kDotTile) {
+        DotRowsTile(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr,
+                    rc, re, part, kRowChunk, scratch);
+        for (int u = 0; u < kDotTile; ++u) std::memcpy(y + (t + u) * out + rc, part + u * kRowChunk, (re - rc) * sizeof(float));
+      }
+      for (; t < T; ++t) {
         DotRows(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr, rc, re, part, scratch);
         std::memcpy(y + t * out + rc, part, (re - rc) * sizeof(float));
       }
@@ -180,41 +187,47 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
       int64_t first = 0;
       if (cfg_.sliding_window > 0) first = std::max<int64_t>(0, p - cfg_.sliding_window + 1);
       const float* qh = q + (t * H + h) * D;
-      if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
-      float maxs = -INFINITY;
-      for (int64_t j = first; j <= p; ++j) {
-        const float* kj = KBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
-        float s;
-        if (reference) {
+      float* oh = out + (t * H + h) * D;
+      auto key = [&](int64_t j) { return KBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
+      auto value = [&](int64_t j) { return VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
+      if (reference) {
+        // Two passes in double: exact max first, then exp-weighted sum of values.
+        if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
+        double maxs = -INFINITY;
+        for (int64_t j = first; j <= p; ++j) {
+          const float* kj = key(j);
           double d = 0;
           for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[i];
-          s = static_cast<float>(d * scale);
-        } else {
-          s = static_cast<float>(kernels_.f32(kj, qh, D) * scale);
+          scores[j] = static_cast<float>(d * scale);
+          maxs = std::max<double>(maxs, scores[j]);
         }
-        scores[j] = s;
-        maxs = std::max(maxs, s);
-      }
-      double sum = 0;
-      std::fill(acc.begin(), acc.end(), 0.0);
-      float* oh = out + (t * H + h) * D;
-      if (reference) {
+        double sum = 0;
+        std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t j = first; j <= p; ++j) {
           const double e = std::exp(static_cast<double>(scores[j]) - maxs);
           sum += e;
-          const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+          const float* vj = value(j);
           for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
         }
         for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
       } else {
+        // Online softmax: one pass, the accumulator rescaled whenever the running max grows.
         std::fill(oh, oh + D, 0.0f);
+        float m = -INFINITY, sum = 0;
         for (int64_t j = first; j <= p; ++j) {
-          const float e = std::exp(scores[j] - maxs);
+          const float s = static_cast<float>(kernels_.f32(key(j), qh, D) * scale);
+          if (s > m) {
+            const float r = std::exp(m - s);  // 0 for the first key
+            sum *= r;
+            for (int i = 0; i < D; ++i) oh[i] *= r;
+            m = s;
+          }
+          const float e = std::exp(s - m);
           sum += e;
-          const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+          const float* vj = value(j);
           for (int i = 0; i < D; ++i) oh[i] += e * vj[i];
         }
-        const float inv = static_cast<float>(1.0 / sum);
+        const float inv = 1.0f / sum;
         for (int i = 0; i < D; ++i) oh[i] *= inv;
       }
     }

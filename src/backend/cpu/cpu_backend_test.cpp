@@ -13,7 +13,7 @@
 namespace kvserve {
 namespace {
 
-class CpuBackendTest : public ::testing::Test {
+class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precision> {
  protected:
   void SetUp() override {
     auto m = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
@@ -23,6 +23,7 @@ class CpuBackendTest : public ::testing::Test {
     c.kv.num_blocks = 32;
     c.kv.block_size = 4;
     c.num_threads = 2;
+    c.precision = GetParam();
     auto b = CreateCpuBackend(*model_, c);
     ASSERT_TRUE(b.ok());
     backend_ = std::move(b).value();
@@ -58,7 +59,7 @@ void ExpectClose(const std::vector<float>& a, const std::vector<float>& b) {
   for (size_t i = 0; i < a.size(); ++i) ASSERT_NEAR(a[i], b[i], 1e-4) << i;
 }
 
-TEST_F(CpuBackendTest, ChunkedPrefillEqualsOneShotAndTokenByToken) {
+TEST_P(CpuBackendTest, ChunkedPrefillEqualsOneShotAndTokenByToken) {
   std::vector<int32_t> t1 = {0, 1, 2, 3}, t2 = {9, 4, 17, 30}, t3 = {31, 5, 6, 7};
   auto whole = RunChunks(kPrompt, t1, {13});
   auto chunked = RunChunks(kPrompt, t2, {5, 3, 4, 1});
@@ -67,7 +68,7 @@ TEST_F(CpuBackendTest, ChunkedPrefillEqualsOneShotAndTokenByToken) {
   ExpectClose(whole, single);
 }
 
-TEST_F(CpuBackendTest, TwoSequencesInOneBatchEqualEachAlone) {
+TEST_P(CpuBackendTest, TwoSequencesInOneBatchEqualEachAlone) {
   std::vector<int32_t> other = {1, 410, 410, 300, 301};
   auto a = RunChunks(kPrompt, {0, 1, 2, 3}, {13});
   auto b = RunChunks(other, {4, 5}, {5});
@@ -85,7 +86,7 @@ TEST_F(CpuBackendTest, TwoSequencesInOneBatchEqualEachAlone) {
   ExpectClose(b, std::vector<float>(logits.begin() + model_->config.vocab_size, logits.end()));
 }
 
-TEST_F(CpuBackendTest, CopyAndSwapBlocksPreserveKv) {
+TEST_P(CpuBackendTest, CopyAndSwapBlocksPreserveKv) {
   auto ref = RunChunks(kPrompt, {0, 1, 2, 3}, {12, 1});
   // Prefill 12 tokens into blocks 0..2, move them elsewhere by copy and by read/write.
   RunChunks(kPrompt, {0, 1, 2, 3}, {12});
@@ -105,7 +106,7 @@ TEST_F(CpuBackendTest, CopyAndSwapBlocksPreserveKv) {
   ExpectClose(ref, logits);
 }
 
-TEST_F(CpuBackendTest, MalformedBatchesAreRejected) {
+TEST_P(CpuBackendTest, MalformedBatchesAreRejected) {
   std::vector<float> logits(model_->config.vocab_size);
   BatchDescriptor b;
   b.tokens = {1, 2};
@@ -126,6 +127,12 @@ TEST_F(CpuBackendTest, MalformedBatchesAreRejected) {
   b.logit_rows = {0, 1};  // logits buffer holds one row
   EXPECT_EQ(backend_->Forward(b, logits).code(), Status::Code::kInvalidArgument);
 }
+
+INSTANTIATE_TEST_SUITE_P(Precisions, CpuBackendTest,
+                         ::testing::Values(CpuBackendConfig::Precision::kReference, CpuBackendConfig::Precision::kFast),
+                         [](const auto& info) {
+                           return info.param == CpuBackendConfig::Precision::kFast ? std::string("fast") : std::string("reference");
+                         });
 
 }  // namespace
 }  // namespace kvserve

@@ -62,6 +62,23 @@ float DotQ4_0Scalar(const void* wv, const int8_t* xq, const float* xs, int64_t n
   return s;
 }
 
+// Scalar tiles: kDotTile independent dots (the reference the SIMD tiles match).
+void F32TileScalar(const float* w, const float* x, int64_t xs, int64_t n, float* out) {
+  for (int t = 0; t < kDotTile; ++t) out[t] = DotF32Scalar(w, x + t * xs, n);
+}
+void F16TileScalar(const uint16_t* w, const float* x, int64_t xs, int64_t n, float* out) {
+  for (int t = 0; t < kDotTile; ++t) out[t] = DotF16Scalar(w, x + t * xs, n);
+}
+void BF16TileScalar(const uint16_t* w, const float* x, int64_t xs, int64_t n, float* out) {
+  for (int t = 0; t < kDotTile; ++t) out[t] = DotBF16Scalar(w, x + t * xs, n);
+}
+void Q8_0TileScalar(const void* w, const int8_t* xq, int64_t qstride, const float* xs, int64_t sstride, int64_t n, float* out) {
+  for (int t = 0; t < kDotTile; ++t) out[t] = DotQ8_0Scalar(w, xq + t * qstride, xs + t * sstride, n);
+}
+void Q4_0TileScalar(const void* w, const int8_t* xq, int64_t qstride, const float* xs, int64_t sstride, int64_t n, float* out) {
+  for (int t = 0; t < kDotTile; ++t) out[t] = DotQ4_0Scalar(w, xq + t * qstride, xs + t * sstride, n);
+}
+
 // ---- AVX2 + FMA + F16C ----
 #define KV_AVX2 __attribute__((target("avx2,fma,f16c")))
 
@@ -151,8 +168,92 @@ KV_AVX2 float DotQ4_0Avx2(const void* wv, const int8_t* xq, const float* xs, int
   return HSum(acc);
 }
 
-const DotKernels kScalar = {DotF32Scalar, DotF16Scalar, DotBF16Scalar, DotQ8_0Scalar, DotQ4_0Scalar, "scalar"};
-const DotKernels kAvx2 = {DotF32Avx2, DotF16Avx2, DotBF16Avx2, DotQ8_0Avx2, DotQ4_0Avx2, "avx2"};
+// Tiles: each 8-wide weight vector is loaded (and converted) once and multiplied
+// into kDotTile accumulators.
+template <typename Load8, typename Elem>
+KV_AVX2 inline void FloatTileAvx2(Load8 load8, Elem elem, const float* x, int64_t xs, int64_t n, float* out) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+  const float *x0 = x, *x1 = x + xs, *x2 = x + 2 * xs, *x3 = x + 3 * xs;
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 wv = load8(i);
+    a0 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x0 + i), a0);
+    a1 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x1 + i), a1);
+    a2 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x2 + i), a2);
+    a3 = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x3 + i), a3);
+  }
+  out[0] = HSum(a0);
+  out[1] = HSum(a1);
+  out[2] = HSum(a2);
+  out[3] = HSum(a3);
+  for (; i < n; ++i) {
+    const float wi = elem(i);
+    for (int t = 0; t < kDotTile; ++t) out[t] += wi * x[t * xs + i];
+  }
+}
+
+KV_AVX2 void F32TileAvx2(const float* w, const float* x, int64_t xs, int64_t n, float* out) {
+  FloatTileAvx2([&](int64_t i) KV_AVX2 { return _mm256_loadu_ps(w + i); }, [&](int64_t i) { return w[i]; }, x, xs, n, out);
+}
+
+KV_AVX2 void F16TileAvx2(const uint16_t* w, const float* x, int64_t xs, int64_t n, float* out) {
+  FloatTileAvx2([&](int64_t i) KV_AVX2 { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))); },
+                [&](int64_t i) { return Fp16ToFloat(w[i]); }, x, xs, n, out);
+}
+
+KV_AVX2 void BF16TileAvx2(const uint16_t* w, const float* x, int64_t xs, int64_t n, float* out) {
+  FloatTileAvx2(
+      [&](int64_t i) KV_AVX2 {
+        const __m256i r = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+        return _mm256_castsi256_ps(_mm256_slli_epi32(r, 16));
+      },
+      [&](int64_t i) { return Bf16ToFloat(w[i]); }, x, xs, n, out);
+}
+
+// Q8 tiles: the weight block's |w| and signs are prepared once per block and
+// reused for every activation row.
+template <typename LoadBlock>
+KV_AVX2 inline void QuantTileAvx2(LoadBlock load, int64_t nb, const int8_t* xq, int64_t qs, const float* xs, int64_t ss,
+                                  float* out) {
+  __m256 acc[kDotTile];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    float d;
+    const __m256i wq = load(b, &d);
+    const __m256i aw = _mm256_sign_epi8(wq, wq);
+    for (int t = 0; t < kDotTile; ++t) {
+      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + t * qs + b * 32));
+      const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aw, _mm256_sign_epi8(xv, wq)), ones);
+      acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * xs[t * ss + b]), _mm256_cvtepi32_ps(p), acc[t]);
+    }
+  }
+  for (int t = 0; t < kDotTile; ++t) out[t] = HSum(acc[t]);
+}
+
+KV_AVX2 void Q8_0TileAvx2(const void* wv, const int8_t* xq, int64_t qs, const float* xs, int64_t ss, int64_t n, float* out) {
+  const BlockQ8_0* w = static_cast<const BlockQ8_0*>(wv);
+  QuantTileAvx2([&](int64_t b, float* d) KV_AVX2 {
+    *d = _cvtsh_ss(w[b].d);
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs));
+  }, n / 32, xq, qs, xs, ss, out);
+}
+
+KV_AVX2 void Q4_0TileAvx2(const void* wv, const int8_t* xq, int64_t qs, const float* xs, int64_t ss, int64_t n, float* out) {
+  const BlockQ4_0* w = static_cast<const BlockQ4_0*>(wv);
+  const __m256i mask = _mm256_set1_epi8(0x0F), eight = _mm256_set1_epi8(8);
+  QuantTileAvx2([&](int64_t b, float* d) KV_AVX2 {
+    *d = _cvtsh_ss(w[b].d);
+    const __m128i q = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[b].qs));
+    const __m256i wq = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_sub_epi8(_mm256_and_si256(wq, mask), eight);
+  }, n / 32, xq, qs, xs, ss, out);
+}
+
+const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
+                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, "scalar"};
+const DotKernels kAvx2 = {DotF32Avx2,  DotF16Avx2,   DotBF16Avx2,  DotQ8_0Avx2,  DotQ4_0Avx2, F32TileAvx2,
+                           F16TileAvx2, BF16TileAvx2, Q8_0TileAvx2, Q4_0TileAvx2, "avx2"};
 
 }  // namespace
 
@@ -187,6 +288,33 @@ void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t*
         break;
     }
     y[r - row_begin] = v;
+  }
+}
+
+}  // namespace kvserve
+
+namespace kvserve {
+
+void DotRowsTile(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs,
+                 int64_t row_begin, int64_t row_end, float* y, int64_t y_stride, float* scratch) {
+  const int64_t n = w.cols();
+  const size_t row_bytes = RowBytes(w.dtype, n);
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  float out[kDotTile];
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* row = base + r * row_bytes;
+    switch (w.dtype) {
+      case DType::kF32: k.f32_tile(reinterpret_cast<const float*>(row), x, n, n, out); break;
+      case DType::kF16: k.f16_tile(reinterpret_cast<const uint16_t*>(row), x, n, n, out); break;
+      case DType::kBF16: k.bf16_tile(reinterpret_cast<const uint16_t*>(row), x, n, n, out); break;
+      case DType::kQ8_0: k.q8_0_tile(row, xq, n, xs, n / 32, n, out); break;
+      case DType::kQ4_0: k.q4_0_tile(row, xq, n, xs, n / 32, n, out); break;
+      default:
+        DequantizeRow(w.dtype, row, scratch, n);
+        k.f32_tile(scratch, x, n, n, out);
+        break;
+    }
+    for (int t = 0; t < kDotTile; ++t) y[t * y_stride + (r - row_begin)] = out[t];
   }
 }
 

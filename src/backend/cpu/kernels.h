@@ -20,8 +20,20 @@ struct DotKernels {
   // w: n / 32 Q8_0 (or Q4_0) blocks; activation as QuantizeActivationQ8 produced it.
   float (*q8_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
   float (*q4_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
+  // Tiles for prefill: one weight row against kDotTile activation rows (row t at
+  // x + t * x_stride; Q8 scales at xs + t * xs_stride), so each weight load feeds
+  // kDotTile products and batched prefill is compute-bound rather than bandwidth-bound.
+  void (*f32_tile)(const float* w, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*f16_tile)(const uint16_t* w, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*bf16_tile)(const uint16_t* w, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*q8_0_tile)(const void* w, const int8_t* xq, int64_t xq_stride, const float* xs, int64_t xs_stride, int64_t n,
+                    float* out);
+  void (*q4_0_tile)(const void* w, const int8_t* xq, int64_t xq_stride, const float* xs, int64_t xs_stride, int64_t n,
+                    float* out);
   const char* name;
 };
+
+inline constexpr int kDotTile = 4;
 
 // The best kernels this CPU supports (computed once).
 const DotKernels& BestDotKernels();
@@ -36,5 +48,11 @@ inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType:
 // dequantize one row at a time into `scratch` (cols floats).
 void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
              int64_t row_end, float* y, float* scratch);
+
+// The tiled form of DotRows: y[t * y_stride + (r - row_begin)] = dot(w row r, x row t)
+// for t in [0, kDotTile); activation row t at x + t * cols (xq likewise, xs at
+// xs + t * cols / 32).
+void DotRowsTile(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs,
+                 int64_t row_begin, int64_t row_end, float* y, int64_t y_stride, float* scratch);
 
 }  // namespace kvserve

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -92,6 +93,84 @@ TEST(Kernels, DotRowsHandlesEveryDtype) {
       DequantizeRow(t, data.data() + r * RowBytes(t, cols), deq.data(), cols);
       const double tol = UsesQ8Activations(t) ? 0.05 * std::sqrt(cols) : 1e-3;
       EXPECT_NEAR(y[r], ExactDot(deq, x), tol) << GetDTypeInfo(t).name << " row " << r;
+    }
+  }
+}
+
+// The prefill tiles (one weight row x kDotTile activation rows) against the single
+// dot of the same kernel set, for every dtype and odd sizes (tails included).
+TEST(Kernels, TilesMatchSingleDots) {
+  std::mt19937 rng(4);
+  for (const DotKernels* k : {&BestDotKernels(), &ScalarDotKernels()}) {
+    for (int64_t n : {1, 7, 9, 31, 100, 257}) {
+      auto w = RandomRow(n, rng), x = RandomRow(n * kDotTile, rng);
+      std::vector<uint16_t> h(n), bf(n);
+      for (int64_t i = 0; i < n; ++i) h[i] = FloatToFp16(w[i]), bf[i] = FloatToBf16(w[i]);
+      float got[kDotTile];
+      const double tol = 1e-4 * std::sqrt(static_cast<double>(n)) * 4;
+      k->f32_tile(w.data(), x.data(), n, n, got);
+      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().f32(w.data(), x.data() + t * n, n), tol) << k->name << n;
+      k->f16_tile(h.data(), x.data(), n, n, got);
+      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().f16(h.data(), x.data() + t * n, n), tol) << k->name << n;
+      k->bf16_tile(bf.data(), x.data(), n, n, got);
+      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().bf16(bf.data(), x.data() + t * n, n), tol) << k->name << n;
+    }
+    for (int64_t n : {32, 96, 4096 + 32}) {
+      auto w = RandomRow(n, rng), x = RandomRow(n * kDotTile, rng, 2.0f);
+      std::vector<int8_t> xq(n * kDotTile);
+      std::vector<float> xs(n * kDotTile / 32);
+      QuantizeActivationQ8(x.data(), n * kDotTile, xq.data(), xs.data());
+      std::vector<uint8_t> q8(RowBytes(DType::kQ8_0, n)), q4(RowBytes(DType::kQ4_0, n));
+      QuantizeRow(DType::kQ8_0, w.data(), q8.data(), n);
+      QuantizeRow(DType::kQ4_0, w.data(), q4.data(), n);
+      float got8[kDotTile], got4[kDotTile];
+      k->q8_0_tile(q8.data(), xq.data(), n, xs.data(), n / 32, n, got8);
+      k->q4_0_tile(q4.data(), xq.data(), n, xs.data(), n / 32, n, got4);
+      for (int t = 0; t < kDotTile; ++t) {
+        const float r8 = ScalarDotKernels().q8_0(q8.data(), xq.data() + t * n, xs.data() + t * n / 32, n);
+        const float r4 = ScalarDotKernels().q4_0(q4.data(), xq.data() + t * n, xs.data() + t * n / 32, n);
+        EXPECT_NEAR(got8[t], r8, 1e-4 * (1 + std::fabs(r8))) << k->name << n;
+        EXPECT_NEAR(got4[t], r4, 1e-4 * (1 + std::fabs(r4))) << k->name << n;
+      }
+    }
+  }
+}
+
+TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
+  std::mt19937 rng(5);
+  const int64_t rows = 7, cols = 256;
+  auto x = RandomRow(cols * kDotTile, rng);
+  std::vector<int8_t> xq(cols * kDotTile);
+  std::vector<float> xs(cols * kDotTile / 32), scratch(cols);
+  QuantizeActivationQ8(x.data(), cols * kDotTile, xq.data(), xs.data());
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+    std::vector<float> w = RandomRow(rows * cols, rng);
+    std::vector<uint8_t> data(RowBytes(t, cols) * rows);
+    if (t == DType::kQ4_K || t == DType::kQ6_K) {
+      // No K-quant quantizer: random super-blocks with a sane fp16 scale (ggml layout:
+      // Q4_K starts with d, dmin; Q6_K ends with d).
+      for (auto& byte : data) byte = static_cast<uint8_t>(rng());
+      const size_t sb = t == DType::kQ4_K ? 144 : 210;
+      for (size_t off = 0; off < data.size(); off += sb) {
+        const uint16_t d = FloatToFp16(0.01f);
+        if (t == DType::kQ4_K) {
+          std::memcpy(&data[off], &d, 2);
+          std::memcpy(&data[off + 2], &d, 2);
+        } else {
+          std::memcpy(&data[off + sb - 2], &d, 2);
+        }
+      }
+    } else {
+      for (int64_t r = 0; r < rows; ++r) QuantizeRow(t, w.data() + r * cols, data.data() + r * RowBytes(t, cols), cols);
+    }
+    Tensor tensor{"w", t, {rows, cols}, data.data(), data.size()};
+    std::vector<float> tiled(kDotTile * rows), single(rows);
+    DotRowsTile(BestDotKernels(), tensor, x.data(), xq.data(), xs.data(), 1, rows, tiled.data(), rows, scratch.data());
+    for (int u = 0; u < kDotTile; ++u) {
+      DotRows(BestDotKernels(), tensor, x.data() + u * cols, xq.data() + u * cols, xs.data() + u * cols / 32, 1, rows,
+              single.data(), scratch.data());
+      for (int64_t r = 0; r + 1 < rows; ++r)
+        EXPECT_NEAR(tiled[u * rows + r], single[r], 1e-3) << GetDTypeInfo(t).name << " token " << u << " row " << r;
     }
   }
 }
