@@ -22,7 +22,7 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
-double RunPerplexity(const Model& model, const std::vector<int32_t>& tokens, int ctx, int32_t bos) {
+PerplexityResult RunPerplexityFull(const Model& model, const std::vector<int32_t>& tokens, int ctx, int32_t bos) {
   CpuBackendConfig c;
   c.kv.block_size = 16;
   c.kv.num_blocks = (ctx + 15) / 16;
@@ -36,9 +36,14 @@ double RunPerplexity(const Model& model, const std::vector<int32_t>& tokens, int
   auto r = ComputePerplexity(**backend, model, tokens, o);
   EXPECT_TRUE(r.ok()) << r.status().ToString();
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("[perplexity] ctx %d: %.4f over %d chunks (%lld scored tokens) in %.1f s\n", ctx, r->ppl, r->chunks,
+  if (!r.ok()) return {};
+  std::printf("[perplexity] ctx %d: %.4f over %d chunks (%lld scored tokens) in %.1f s on 2 threads\n", ctx, r->ppl, r->chunks,
               static_cast<long long>(r->scored_tokens), secs);
-  return r->ppl;
+  return *r;
+}
+
+double RunPerplexity(const Model& model, const std::vector<int32_t>& tokens, int ctx, int32_t bos) {
+  return RunPerplexityFull(model, tokens, ctx, bos).ppl;
 }
 
 TEST(PerplexityGolden, Stories260kMatchesLlamaCpp) {
@@ -49,8 +54,14 @@ TEST(PerplexityGolden, Stories260kMatchesLlamaCpp) {
   ASSERT_TRUE(tok.ok());
   std::vector<int32_t> tokens = (*tok)->Encode(ReadFile(SharedPath("golden/stories260K/perplexity_input.txt")), true, false);
   ASSERT_EQ(tokens, j["input_tokens_with_bos"].get<std::vector<int32_t>>());
-  const double want = std::stod(j["final_ppl"].get<std::string>());
-  EXPECT_NEAR(RunPerplexity(**model, tokens, 128, (*tok)->bos_id()), want, want * 0.01);
+  const double want = j["final_ppl"].get<double>();
+  PerplexityResult r = RunPerplexityFull(**model, tokens, j["n_ctx"].get<int>(), (*tok)->bos_id());
+  EXPECT_NEAR(r.ppl, want, want * 0.01);
+  EXPECT_EQ(r.chunks, j["n_chunks"].get<int>());
+  EXPECT_EQ(r.scored_tokens, j["scored_tokens_total"].get<int64_t>());
+  const std::vector<double> cumulative = j["cumulative_ppl_after_chunk"].get<std::vector<double>>();
+  ASSERT_EQ(r.cumulative_ppl.size(), cumulative.size());
+  for (size_t c = 0; c < cumulative.size(); ++c) EXPECT_NEAR(r.cumulative_ppl[c], cumulative[c], cumulative[c] * 0.01) << "chunk " << c;
 }
 
 TEST(PerplexityGolden, Prose25mMatchesLlamaCppAt512And2048) {
