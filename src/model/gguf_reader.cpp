@@ -152,7 +152,7 @@ Status GgufFile::Parse(const uint8_t* data, size_t size) {
     if (!c.Read(&t)) return Status::Corrupt(fmt::format("{}: metadata '{}' has no type (truncated)", name_, key));
     GgufValue v;
     KV_RETURN_IF_ERROR(ReadValue(c, static_cast<GgufType>(t), &v, name_ + ": metadata '" + key + "'", 0));
-    kv_[key] = std::move(v);
+    if (!kv_.emplace(key, std::move(v)).second) return Status::Corrupt(fmt::format("{}: metadata '{}' appears twice", name_, key));
   }
   if (const GgufValue* a = Find("general.alignment")) {
     if (!IsInteger(a->type) || a->u == 0 || (a->u & (a->u - 1)) != 0 || a->u > 65536)

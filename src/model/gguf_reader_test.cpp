@@ -308,6 +308,11 @@ TEST(GgufReader, MetadataErrors) {
   }
   {
     Bytes b;
+    b.Header(3, 0, 2).Key("k", GgufType::kUint8).Put<uint8_t>(1).Key("k", GgufType::kUint8).Put<uint8_t>(2);
+    ExpectError(b.vec(), Status::Code::kCorrupt, "metadata 'k' appears twice");
+  }
+  {
+    Bytes b;
     b.Header(3, 0, 1).Key("general.alignment", GgufType::kUint32).Put<uint32_t>(48);
     ExpectError(b.vec(), Status::Code::kCorrupt, "general.alignment");
   }

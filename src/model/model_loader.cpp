@@ -209,6 +209,12 @@ StatusOr<std::unique_ptr<Model>> LoadGguf(const std::string& path) {
   if (c.num_heads % c.num_kv_heads != 0 || c.head_dim <= 0 || c.head_dim % 2 != 0 ||
       int64_t{c.num_heads} * c.head_dim > (int64_t{1} << 30))
     return Status::Corrupt(fmt::format("{}: {} heads, {} kv heads, head dim {}: inconsistent", path, c.num_heads, c.num_kv_heads, c.head_dim));
+  // Partial rotary embeddings and distinct K/V head sizes are outside the supported families.
+  KV_ASSIGN_OR_RETURN(int rope_dims, get("rope.dimension_count", c.head_dim, false));
+  KV_ASSIGN_OR_RETURN(int value_dim, get("attention.value_length", c.head_dim, false));
+  if (rope_dims != c.head_dim || value_dim != c.head_dim)
+    return Status::Unsupported(fmt::format("{}: rope.dimension_count {} / attention.value_length {} differ from the head dim {}", path,
+                                           rope_dims, value_dim, c.head_dim));
   KV_ASSIGN_OR_RETURN(double eps, g->GetFloatOr(p + "attention.layer_norm_rms_epsilon", 1e-5));
   KV_ASSIGN_OR_RETURN(double theta, g->GetFloatOr(p + "rope.freq_base", 10000.0));
   if (!(eps > 0) || !(theta > 0) || !std::isfinite(theta))

@@ -345,6 +345,8 @@ TEST_F(LoadModelEdits, GgufMismatchesNameTheTensorOrKey) {
   EXPECT_THAT(LoadError(zero).message(), HasSubstr("'llama.attention.head_count' = 0 is out of range"));
   const std::string odd = RewriteGguf(nullptr, [](GgufWriter& w) { w.SetString("llama.block_count", "5"); });
   EXPECT_THAT(LoadError(odd).message(), HasSubstr("'llama.block_count' is not an integer"));
+  const std::string rope_dims = RewriteGguf(nullptr, [](GgufWriter& w) { w.SetUint32("llama.rope.dimension_count", 4); });
+  EXPECT_THAT(LoadError(rope_dims).message(), HasSubstr("rope.dimension_count 4"));
   const std::string eps = RewriteGguf(nullptr, [](GgufWriter& w) { w.SetFloat32("llama.attention.layer_norm_rms_epsilon", -1); });
   EXPECT_THAT(LoadError(eps).message(), HasSubstr("must be positive"));
   // A vocabulary larger than the embedding table cannot be served.
