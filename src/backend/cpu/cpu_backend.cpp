@@ -211,21 +211,32 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
         }
         for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
       } else {
-        // Online softmax: one pass, the accumulator rescaled whenever the running max grows.
+        // Online softmax, one pass, a KV block at a time: the block's scores, then one
+        // rescale of the accumulator if the running max grew.
         std::fill(oh, oh + D, 0.0f);
         float m = -INFINITY, sum = 0;
-        for (int64_t j = first; j <= p; ++j) {
-          const float s = static_cast<float>(kernels_.f32(key(j), qh, D) * scale);
-          if (s > m) {
-            const float r = std::exp(m - s);  // 0 for the first key
-            sum *= r;
-            for (int i = 0; i < D; ++i) oh[i] *= r;
-            m = s;
+        float* sc = scores.data();
+        for (int64_t j0 = first; j0 <= p;) {
+          const int64_t j1 = std::min<int64_t>(p + 1, (j0 / bs + 1) * bs);  // end of j0's block
+          const float* kb = key(j0);
+          const float* vb = value(j0);
+          float bm = m;
+          for (int64_t j = j0; j < j1; ++j) {
+            sc[j - j0] = static_cast<float>(kernels_.f32(kb + (j - j0) * D, qh, D) * scale);
+            bm = std::max(bm, sc[j - j0]);
           }
-          const float e = std::exp(s - m);
-          sum += e;
-          const float* vj = value(j);
-          for (int i = 0; i < D; ++i) oh[i] += e * vj[i];
+          if (bm > m) {
+            const float r = std::exp(m - bm);  // 0 before the first key
+            sum *= r;
+            kernels_.scale_axpy(r, 0.0f, vb, oh, D);
+            m = bm;
+          }
+          for (int64_t j = j0; j < j1; ++j) {
+            const float e = std::exp(sc[j - j0] - m);
+            sum += e;
+            kernels_.scale_axpy(1.0f, e, vb + (j - j0) * D, oh, D);
+          }
+          j0 = j1;
         }
         const float inv = 1.0f / sum;
         for (int i = 0; i < D; ++i) oh[i] *= inv;
@@ -252,7 +263,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   xq_.resize(T * max_in_);
   xs_.resize(T * max_in_ / 32 + 1);
   thread_scratch_.resize(pool_.num_threads());
-  for (auto& s : thread_scratch_) s.resize(std::max<size_t>(s.size(), std::max(max_in_, cfg_.hidden_size)));
+  for (auto& s : thread_scratch_) s.resize(std::max<size_t>(s.size(), std::max({max_in_, cfg_.hidden_size, config_.kv.block_size})));
   token_seq_.resize(T);
   for (size_t s = 0; s < b.seqs.size(); ++s)
     for (int32_t j = 0; j < b.seqs[s].num_tokens; ++j) token_seq_[b.seqs[s].token_begin + j] = static_cast<int32_t>(s);

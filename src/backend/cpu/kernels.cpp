@@ -78,6 +78,9 @@ void Q8_0TileScalar(const void* w, const int8_t* xq, int64_t qstride, const floa
 void Q4_0TileScalar(const void* w, const int8_t* xq, int64_t qstride, const float* xs, int64_t sstride, int64_t n, float* out) {
   for (int t = 0; t < kDotTile; ++t) out[t] = DotQ4_0Scalar(w, xq + t * qstride, xs + t * sstride, n);
 }
+void ScaleAxpyScalar(float scale, float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = y[i] * scale + a * x[i];
+}
 
 // ---- AVX2 + FMA + F16C ----
 #define KV_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -249,11 +252,18 @@ KV_AVX2 void Q4_0TileAvx2(const void* wv, const int8_t* xq, int64_t qs, const fl
     return _mm256_sub_epi8(_mm256_and_si256(wq, mask), eight);
   }, n / 32, xq, qs, xs, ss, out);
 }
+KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64_t n) {
+  const __m256 vs = _mm256_set1_ps(scale), va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_mul_ps(vs, _mm256_loadu_ps(y + i))));
+  for (; i < n; ++i) y[i] = y[i] * scale + a * x[i];
+}
 
 const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
-                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, "scalar"};
+                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar, "scalar"};
 const DotKernels kAvx2 = {DotF32Avx2,  DotF16Avx2,   DotBF16Avx2,  DotQ8_0Avx2,  DotQ4_0Avx2, F32TileAvx2,
-                           F16TileAvx2, BF16TileAvx2, Q8_0TileAvx2, Q4_0TileAvx2, "avx2"};
+                           F16TileAvx2, BF16TileAvx2, Q8_0TileAvx2, Q4_0TileAvx2, ScaleAxpyAvx2, "avx2"};
 
 }  // namespace
 

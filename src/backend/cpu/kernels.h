@@ -30,6 +30,8 @@ struct DotKernels {
                     float* out);
   void (*q4_0_tile)(const void* w, const int8_t* xq, int64_t xq_stride, const float* xs, int64_t xs_stride, int64_t n,
                     float* out);
+  // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
+  void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
   const char* name;
 };
 

@@ -136,6 +136,20 @@ TEST(Kernels, TilesMatchSingleDots) {
   }
 }
 
+TEST(Kernels, ScaleAxpyMatchesScalar) {
+  std::mt19937 rng(6);
+  for (int64_t n : {1, 7, 8, 64, 129}) {
+    auto x = RandomRow(n, rng), y = RandomRow(n, rng);
+    auto y_ref = y, y0 = y;
+    BestDotKernels().scale_axpy(0.75f, -1.5f, x.data(), y.data(), n);
+    ScalarDotKernels().scale_axpy(0.75f, -1.5f, x.data(), y_ref.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      EXPECT_NEAR(y[i], y_ref[i], 1e-5) << n;
+      EXPECT_NEAR(y_ref[i], 0.75 * y0[i] - 1.5 * x[i], 1e-5);
+    }
+  }
+}
+
 TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
   std::mt19937 rng(5);
   const int64_t rows = 7, cols = 256;
