@@ -14,6 +14,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <random>
 #include <sstream>
@@ -35,6 +36,20 @@ namespace fs = std::filesystem;
 
 double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
+// CPU seconds used by this process (all threads). On a shared machine, work per
+// CPU-second divided across the threads estimates what the cores would do alone.
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// A wall-clock and a CPU-time rate of the same measurement.
+struct Rate {
+  double wall = 0;  // per wall second
+  double cpu = 0;   // per (CPU second / threads)
+};
+
 struct Args {
   std::string cache_dir;
   std::vector<std::pair<std::string, std::string>> models = {{"tinyllama-1.1b", "q8_0"}, {"tinyllama-1.1b", "f16"}, {"smollm2-135m", "q8_0"}};
@@ -55,6 +70,16 @@ std::vector<std::string> Split(const std::string& s, char sep) {
   return out;
 }
 
+// The 1-minute load average: other processes on the machine skew every figure.
+std::string LoadAverage() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "unknown";
+  char buf[64] = {};
+  const bool ok = std::fgets(buf, sizeof(buf), f) != nullptr;
+  std::fclose(f);
+  return ok ? Split(buf, ' ').front() : "unknown";
+}
+
 // --- memory bandwidth -------------------------------------------------------------
 
 // Sums 64-bit words of [p, p + n) with independent accumulators, so the loop is bound
@@ -71,11 +96,12 @@ uint64_t ReadSum(const uint64_t* p, size_t n) {
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
-double MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int reps) {
-  double best = 0;
+Rate MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int reps) {
+  Rate best;
   std::vector<uint64_t> sinks(threads);
   for (int r = 0; r < reps; ++r) {
     const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
     std::vector<std::thread> pool;
     const size_t n = buf.size();
     for (int t = 0; t < threads; ++t) {
@@ -83,7 +109,9 @@ double MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int r
     }
     for (auto& th : pool) th.join();
     const double secs = Seconds(t0, Clock::now());
-    best = std::max(best, static_cast<double>(n * sizeof(uint64_t)) / secs);
+    const double cpu = (ProcessCpuSeconds() - c0) / threads;
+    best.wall = std::max(best.wall, static_cast<double>(n * sizeof(uint64_t)) / secs);
+    best.cpu = std::max(best.cpu, static_cast<double>(n * sizeof(uint64_t)) / cpu);
   }
   uint64_t all = 0;
   for (uint64_t s : sinks) all ^= s;
@@ -124,8 +152,8 @@ StatusOr<std::string> EnsureModel(const Args& a, const std::string& shape, const
 }
 
 struct RunResult {
-  double decode_tps = 0;
-  double prefill_tps = 0;
+  Rate decode_tps;
+  Rate prefill_tps;
 };
 
 // One sequence through the backend, blocks 0.. in order.
@@ -176,8 +204,10 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads) {
   {
     const BatchDescriptor b = SequenceBatch(random_tokens(a.prompt), 0, block_size);
     const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
     KV_RETURN_IF_ERROR(backend->Forward(b, logits));
-    r.prefill_tps = a.prompt / Seconds(t0, Clock::now());
+    r.prefill_tps.wall = a.prompt / Seconds(t0, Clock::now());
+    r.prefill_tps.cpu = a.prompt / ((ProcessCpuSeconds() - c0) / threads);
     KV_RETURN_IF_ERROR(check_finite("prefill"));
   }
   // Decode: a context, two warm-up steps, then the timed steps (greedy feedback).
@@ -186,8 +216,10 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads) {
     int pos = a.context;
     for (int s = 0; s < 2; ++s, ++pos) KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
     const auto t0 = Clock::now();
+    const double c0 = ProcessCpuSeconds();
     for (int s = 0; s < a.decode_steps; ++s, ++pos) KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
-    r.decode_tps = a.decode_steps / Seconds(t0, Clock::now());
+    r.decode_tps.wall = a.decode_steps / Seconds(t0, Clock::now());
+    r.decode_tps.cpu = a.decode_steps / ((ProcessCpuSeconds() - c0) / threads);
     KV_RETURN_IF_ERROR(check_finite("decode"));
   }
   return r;
@@ -240,21 +272,24 @@ int Main(int argc, char** argv) {
     return 2;
   }
 
+  std::printf("machine: %u hardware threads; load average (1 min) at start: %s\n\n", std::thread::hardware_concurrency(), LoadAverage().c_str());
   // Bandwidth first, with the buffer's pages already faulted in.
-  std::vector<double> bw;
+  std::vector<Rate> bw;
   {
     std::vector<uint64_t> buf(a.bw_bytes / sizeof(uint64_t));
     for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;
     for (int t : a.threads) bw.push_back(MeasureReadBandwidth(buf, t, a.bw_reps));
   }
-  std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n| threads | GB/s |\n|---:|---:|\n", a.bw_bytes >> 20, a.bw_reps);
-  for (size_t i = 0; i < a.threads.size(); ++i) std::printf("| %d | %.1f |\n", a.threads[i], bw[i] / 1e9);
+  std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n", a.bw_bytes >> 20, a.bw_reps);
+  std::printf("| threads | GB/s (wall) | GB/s (CPU time) |\n|---:|---:|---:|\n");
+  for (size_t i = 0; i < a.threads.size(); ++i) std::printf("| %d | %.1f | %.1f |\n", a.threads[i], bw[i].wall / 1e9, bw[i].cpu / 1e9);
   std::printf("\n## Decode and prefill (CPU backend, fast path, f32 KV cache)\n\n");
-  std::printf("decode: %d-token context, %d timed steps; prefill: one %d-token prompt. "
-              "BW fraction = weight bytes per token x decode tok/s / measured bandwidth at the same thread count.\n\n",
+  std::printf("decode: %d-token context, %d timed steps; prefill: one %d-token prompt. Each rate twice: per wall second, and per "
+              "CPU second / threads (what the cores would do alone on a shared machine). BW fraction = weight bytes per token x "
+              "decode tok/s / read bandwidth at the same thread count, on the same basis.\n\n",
               a.context, a.decode_steps, a.prompt);
-  std::printf("| model | dtype | weight MiB/token | threads | decode tok/s | bandwidth-limit tok/s | achieved GB/s | BW fraction | prefill tok/s |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| model | dtype | weight MiB/token | threads | decode tok/s wall | BW fraction wall | decode tok/s CPU | BW limit tok/s CPU | BW fraction CPU | prefill tok/s wall | prefill tok/s CPU |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::fflush(stdout);
   int rc = 0;
   for (const auto& [shape, dtype] : a.models) {
@@ -278,12 +313,13 @@ int Main(int argc, char** argv) {
         rc = 1;
         continue;
       }
-      const double achieved = bytes * r->decode_tps;
-      std::printf("| %s | %s | %.1f | %d | %.2f | %.2f | %.1f | %.0f%% | %.1f |\n", shape.c_str(), dtype.c_str(), bytes / 1048576.0, a.threads[ti],
-                  r->decode_tps, bw[ti] / bytes, achieved / 1e9, 100.0 * achieved / bw[ti], r->prefill_tps);
+      std::printf("| %s | %s | %.1f | %d | %.2f | %.0f%% | %.2f | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(), bytes / 1048576.0,
+                  a.threads[ti], r->decode_tps.wall, 100.0 * bytes * r->decode_tps.wall / bw[ti].wall, r->decode_tps.cpu,
+                  bw[ti].cpu / bytes, 100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall, r->prefill_tps.cpu);
       std::fflush(stdout);
     }
   }
+  std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());
   return rc;
 }
 
