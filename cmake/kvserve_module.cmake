@@ -44,7 +44,7 @@ function(kvserve_module)
     if(golden_tests)
       add_executable(${M_NAME}_golden_tests ${golden_tests})
       target_link_libraries(${M_NAME}_golden_tests PRIVATE ${lib} GTest::gtest_main GTest::gmock)
-      gtest_discover_tests(${M_NAME}_golden_tests DISCOVERY_MODE PRE_TEST PROPERTIES LABELS golden TIMEOUT 1200)
+      gtest_discover_tests(${M_NAME}_golden_tests DISCOVERY_MODE PRE_TEST PROPERTIES LABELS golden TIMEOUT 3000)
     endif()
   endif()
 
