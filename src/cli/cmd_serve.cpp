@@ -96,6 +96,7 @@ void RegisterServe(CLI::App& app, int& exit_code) {
   cmd->add_option("--api-key", s.api_key, "Require 'Authorization: Bearer KEY' on API routes");
   cmd->add_option("--served-model-name", s.served_model_name, "Model id clients use (default: the model file's name)");
   cmd->add_option("--http-threads", s.http_threads, "Connections served at once")->check(CLI::Range(1, 4096))->capture_default_str();
+  cmd->add_option("--keep-alive", s.keep_alive_s, "Seconds an idle keep-alive connection is kept")->check(CLI::Range(1, 3600))->capture_default_str();
   cmd->add_option("--retry-after", s.retry_after_s, "Retry-After seconds of 429/503 answers")->check(CLI::Range(1, 3600))->capture_default_str();
   cmd->add_option("--shutdown-timeout", opts->shutdown_timeout_s, "Seconds in-flight requests may finish after SIGTERM")
       ->check(CLI::Range(0.0, 3600.0))

@@ -281,6 +281,7 @@ HttpServer::HttpServer(ServerConfig config, const Engine& engine, EngineLoop& lo
   http_->new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   http_->set_payload_max_length(size_t{16} << 20);
   http_->set_keep_alive_max_count(1000);
+  http_->set_keep_alive_timeout(config_.keep_alive_s);
   Routes();
 }
 

@@ -38,6 +38,11 @@ struct ServerConfig {
   int http_threads = 512;   // concurrent connections served (each stream holds one)
   int retry_after_s = 1;    // Retry-After of 429 / 503 answers
   int heartbeat_ms = 250;   // idle interval after which a response writes a heartbeat
+  // Idle keep-alive connections are kept this long. Clients with pooled agents (the
+  // openai npm client keeps sockets for minutes) may race the server closing an idle
+  // socket; a longer value narrows that window but delays shutdown by as much, and each idle connection holds one of
+  // `http_threads`.
+  int keep_alive_s = 5;
 };
 
 class HttpServer {
