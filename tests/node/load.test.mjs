@@ -1,4 +1,4 @@
-// Bounded load test: 220 concurrent streaming requests on a small KV pool (preemption),
+// Bounded load test: 220 concurrent streaming requests on a 96-block KV pool (preemption),
 // ~40% of clients disconnect at random points. Afterwards every KV block is free, the
 // engine's invariant checker passes, and the server still answers.
 import { it } from 'node:test';
@@ -14,7 +14,7 @@ function rng(seed) {
 }
 
 it('220 concurrent streams with random disconnects leave every block free', { timeout: 150000 }, async () => {
-  const server = await startServer(['--num-kv-blocks', '256', '--block-size', '16', '--max-num-seqs', '64']);
+  const server = await startServer(['--num-kv-blocks', '96', '--block-size', '16', '--max-num-seqs', '64']);
   try {
     const client = server.client({ timeout: 120000 });
     const rand = rng(12345);
@@ -52,6 +52,8 @@ it('220 concurrent streams with random disconnects leave every block free', { ti
       assert.ok(Date.now() < deadline, `still busy: ${JSON.stringify(m)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
+    const preemptions = m['kvserve_preemptions_total{mode="recompute"}'] + m['kvserve_preemptions_total{mode="swap"}'];
+    assert.ok(preemptions > 0, 'the 96-block pool forces preemption');
     assert.equal(m.kvserve_kv_blocks_used, 0);
     assert.equal(m.kvserve_kv_blocks_free, m.kvserve_kv_blocks_total);
     assert.ok(m['kvserve_requests_total{endpoint="/v1/completions",outcome="aborted"}'] >= 1);
