@@ -9,7 +9,8 @@ corpus="$(mktemp -d)"
 trap 'rm -rf "$corpus"' EXIT
 if [ -f "$root/scripts/fuzz_seeds/$stem.txt" ]; then
   while read -r rel; do
-    [ -n "$rel" ] && cp "$root/../shared/$rel" "$corpus/" 2>/dev/null || true
+    # Named by the whole relative path: fixtures that share a basename (tokenizer_config.json) must not overwrite each other.
+    [ -n "$rel" ] && cp "$root/../shared/$rel" "$corpus/${rel//\//_}" 2>/dev/null || true
   done < "$root/scripts/fuzz_seeds/$stem.txt"
 fi
 exec "$fuzzer" -max_total_time="$seconds" -rss_limit_mb=4096 -max_len=65536 "$corpus"
