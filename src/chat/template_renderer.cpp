@@ -262,6 +262,7 @@ class Renderer {
     KV_ASSIGN_OR_RETURN(Value seq, Eval(*s.expr));
     ValueList items;
     if (seq.is_list()) {
+      if (!s.cond) return RunLoop(s, seq.list(), out);  // no copy of the sequence needed
       items = seq.list();
     } else if (seq.is_mapping()) {
       for (const auto& kv : seq.dict()) items.push_back(Value::String(kv.first));
@@ -282,6 +283,10 @@ class Renderer {
       }
       items = std::move(kept);
     }
+    return RunLoop(s, items, out);
+  }
+
+  Status RunLoop(const Stmt& s, const ValueList& items, std::string* out) {
     if (items.empty()) return ExecBody(s.else_body, out);
     const int64_t n = static_cast<int64_t>(items.size());
     for (int64_t i = 0; i < n; ++i) {
