@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -23,8 +24,11 @@ class CpuBackend final : public Backend {
         kernels_(config.precision == Precision::kFast ? BestDotKernels() : ScalarDotKernels()) {
     block_floats_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
     const size_t total = static_cast<size_t>(cfg_.num_layers) * config_.kv.num_blocks * block_floats_;
-    k_cache_.assign(total, 0.0f);
-    v_cache_.assign(total, 0.0f);
+    // calloc: the kernel hands out zero pages lazily, so a large pool costs nothing
+    // until blocks are used (std::vector would touch every page at start-up).
+    k_cache_.reset(static_cast<float*>(std::calloc(total, sizeof(float))));
+    v_cache_.reset(static_cast<float*>(std::calloc(total, sizeof(float))));
+    KV_CHECK_MSG(k_cache_ && v_cache_, "out of memory allocating the KV cache");
     max_in_ = std::max({cfg_.hidden_size, cfg_.q_dim(), cfg_.intermediate_size});
   }
 
@@ -40,8 +44,8 @@ class CpuBackend final : public Backend {
 
  private:
   Status Validate(const BatchDescriptor& batch, size_t logits_size) const;
-  float* KBlock(int layer, int32_t block) { return k_cache_.data() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
-  float* VBlock(int layer, int32_t block) { return v_cache_.data() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  float* KBlock(int layer, int32_t block) { return k_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  float* VBlock(int layer, int32_t block) { return v_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
   // y[T, w.rows] = x[T, w.cols] . w^T
   void MatMul(const Tensor& w, const float* x, int64_t T, float* y);
   void RmsNorm(const float* x, const float* w, float* y, int64_t T, int n) const;
@@ -55,7 +59,10 @@ class CpuBackend final : public Backend {
   const DotKernels& kernels_;
   size_t block_floats_ = 0;
   int max_in_ = 0;
-  std::vector<float> k_cache_, v_cache_;
+  struct FreeDeleter {
+    void operator()(float* p) const { std::free(p); }
+  };
+  std::unique_ptr<float[], FreeDeleter> k_cache_, v_cache_;
   // Per-step buffers, reused.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_, tmp_;
   std::vector<int8_t> xq_;
@@ -349,8 +356,8 @@ void CpuBackend::ReadBlock(int32_t block, void* dst) const {
   auto* out = static_cast<float*>(dst);
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const size_t base = (static_cast<size_t>(l) * config_.kv.num_blocks + block) * block_floats_;
-    std::memcpy(out, k_cache_.data() + base, block_floats_ * sizeof(float));
-    std::memcpy(out + block_floats_, v_cache_.data() + base, block_floats_ * sizeof(float));
+    std::memcpy(out, k_cache_.get() + base, block_floats_ * sizeof(float));
+    std::memcpy(out + block_floats_, v_cache_.get() + base, block_floats_ * sizeof(float));
     out += 2 * block_floats_;
   }
 }
