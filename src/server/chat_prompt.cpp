@@ -1,5 +1,7 @@
 #include "server/chat_prompt.h"
 
+#include "chat/chat_template.h"
+
 namespace kvserve::server {
 
 std::string RenderFallbackChat(const std::vector<ChatMessage>& messages) {
@@ -21,9 +23,17 @@ std::string RenderFallbackChat(const std::vector<ChatMessage>& messages) {
 StatusOr<ChatPrompt> RenderChatPrompt(const Tokenizer& tok, const std::vector<ChatMessage>& messages) {
   ChatPrompt p;
   if (!tok.chat_template().empty()) {
-    // The Jinja renderer (src/chat) is not wired in yet: refuse instead of guessing a format
-    // the model was not trained on.
-    return Status::Unsupported("this model's chat template cannot be rendered yet; use /v1/completions");
+    nlohmann::ordered_json msgs = nlohmann::ordered_json::array();
+    for (const ChatMessage& m : messages) msgs.push_back({{"role", m.role}, {"content", m.content}});
+    std::string bos = tok.bos_id() >= 0 ? tok.TokenText(tok.bos_id()) : "";
+    std::string eos = tok.eos_id() >= 0 ? tok.TokenText(tok.eos_id()) : "";
+    // The model's templates write BOS and special tokens as text themselves.
+    auto text = ApplyChatTemplate(tok.chat_template(), msgs, true, bos, eos, nlohmann::ordered_json::object());
+    if (!text.ok()) return Status::InvalidArgument("chat template: " + text.status().message());
+    p.text = std::move(text).value();
+    p.add_special = false;
+    p.parse_special = true;
+    return p;
   }
   p.text = RenderFallbackChat(messages);
   return p;

@@ -23,7 +23,8 @@ struct ChatPrompt {
 
 std::string RenderFallbackChat(const std::vector<ChatMessage>& messages);
 
-// The model's template (src/chat) when `chat_template` is non-empty, else the fallback.
+// The model's template (src/chat, from the GGUF / tokenizer_config.json) when the
+// vocabulary has one, else the fallback. InvalidArgument when the template fails to render.
 StatusOr<ChatPrompt> RenderChatPrompt(const Tokenizer& tok, const std::vector<ChatMessage>& messages);
 
 }  // namespace kvserve::server
