@@ -9,6 +9,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/model_and_tokenizer.h"
 #include "cli/engine_options.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -155,11 +156,11 @@ int RunBench(BenchOptions& o) {
   if (!in_d.ok()) return Fail(in_d.status().message());
   auto out_d = LengthDist::Parse(o.output_dist, "--output-len-dist");
   if (!out_d.ok()) return Fail(out_d.status().message());
-  auto model = LoadModel(o.model_path);
-  if (!model.ok()) return Fail(model.status().ToString());
-  auto tok = Tokenizer::Create((*model)->vocab);
-  if (!tok.ok()) return Fail(tok.status().ToString());
-  const ModelConfig& cfg = (*model)->config;
+  auto loaded = LoadModelAndTokenizer(o.model_path);
+  if (!loaded.ok()) return Fail(loaded.status().ToString());
+  const Model& model = *loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  const ModelConfig& cfg = model.config;
 
   // Random token prompts (BOS first); fixed output lengths via ignore_eos.
   std::mt19937_64 rng(o.seed);
@@ -170,7 +171,7 @@ int RunBench(BenchOptions& o) {
     r.id = static_cast<uint64_t>(i + 1);
     int in_len = in_d->Sample(rng, max_in);
     int out_len = out_d->Sample(rng, cfg.max_context - in_len - 1);
-    if ((*tok)->bos_id() >= 0) r.prompt.push_back((*tok)->bos_id());
+    if (tok.bos_id() >= 0) r.prompt.push_back(tok.bos_id());
     std::uniform_int_distribution<int> tokd(3, cfg.vocab_size - 1);
     while (static_cast<int>(r.prompt.size()) < in_len) r.prompt.push_back(tokd(rng));
     r.params.temperature = 0;
@@ -180,7 +181,7 @@ int RunBench(BenchOptions& o) {
   }
 
   auto run = [&](int static_batch) -> StatusOr<RunResult> {
-    KV_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(**model, **tok, o.engine.config));
+    KV_ASSIGN_OR_RETURN(std::unique_ptr<Engine> engine, Engine::Create(model, tok, o.engine.config));
     return RunWorkload(*engine, reqs, static_batch);
   };
   auto cont = run(0);

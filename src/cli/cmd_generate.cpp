@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli/commands.h"
+#include "cli/model_and_tokenizer.h"
 #include "cli/engine_options.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -180,13 +181,13 @@ int RunGenerate(GenerateOptions& opts) {
   if (opts.prompt_set == !opts.prompts_file.empty()) return Fail("give exactly one of --prompt and --prompts-file");
   Status st = FinishEngineOptions(opts.engine);
   if (!st.ok()) return Fail(st.message());
-  auto model = LoadModel(opts.model_path);
-  if (!model.ok()) return Fail(model.status().ToString());
-  auto tok = Tokenizer::Create((*model)->vocab);
-  if (!tok.ok()) return Fail(opts.model_path + ": tokenizer: " + tok.status().ToString());
-  auto engine = Engine::Create(**model, **tok, opts.engine.config);
+  auto loaded = LoadModelAndTokenizer(opts.model_path);
+  if (!loaded.ok()) return Fail(loaded.status().ToString());
+  const Model& model = *loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  auto engine = Engine::Create(model, tok, opts.engine.config);
   if (!engine.ok()) return Fail(engine.status().ToString());
-  return opts.prompts_file.empty() ? RunSingle(opts, **engine, **tok) : RunBatch(opts, **engine, **tok);
+  return opts.prompts_file.empty() ? RunSingle(opts, **engine, tok) : RunBatch(opts, **engine, tok);
 }
 
 }  // namespace

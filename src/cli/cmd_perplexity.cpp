@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/model_and_tokenizer.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
 #include "tokenizer/tokenizer.h"
@@ -31,26 +32,26 @@ int Run(const PerplexityCliOptions& o) {
   if (!in) return fail(o.file + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  auto model = LoadModel(o.model_path);
-  if (!model.ok()) return fail(model.status().ToString());
-  if (o.ctx > (*model)->config.max_context)
-    return fail("--ctx " + std::to_string(o.ctx) + " exceeds the model's context of " + std::to_string((*model)->config.max_context));
-  auto tok = Tokenizer::Create((*model)->vocab);
-  if (!tok.ok()) return fail(tok.status().ToString());
-  std::vector<int32_t> tokens = (*tok)->Encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
+  auto loaded = LoadModelAndTokenizer(o.model_path);
+  if (!loaded.ok()) return fail(loaded.status().ToString());
+  const Model& model = *loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  if (o.ctx > model.config.max_context)
+    return fail("--ctx " + std::to_string(o.ctx) + " exceeds the model's context of " + std::to_string(model.config.max_context));
+  std::vector<int32_t> tokens = tok.Encode(ss.str(), /*add_special=*/true, /*parse_special=*/false);
   CpuBackendConfig bc;
   bc.kv.block_size = 16;
   bc.kv.num_blocks = (o.ctx + 15) / 16;
   bc.num_threads = o.threads;
   bc.precision = o.reference ? CpuBackendConfig::Precision::kReference : CpuBackendConfig::Precision::kFast;
-  auto backend = CreateCpuBackend(**model, bc);
+  auto backend = CreateCpuBackend(model, bc);
   if (!backend.ok()) return fail(backend.status().ToString());
   PerplexityOptions po;
   po.ctx = o.ctx;
-  po.bos_id = (*tok)->bos_id();
+  po.bos_id = tok.bos_id();
   po.max_chunks = o.max_chunks;
   auto t0 = std::chrono::steady_clock::now();
-  auto res = ComputePerplexity(**backend, **model, tokens, po);
+  auto res = ComputePerplexity(**backend, model, tokens, po);
   if (!res.ok()) return fail(res.status().ToString());
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   std::fprintf(stderr, "%zu tokens, %d chunks of %d, %lld scored, %.1f s (%.0f tokens/s)\n", tokens.size(), res->chunks, o.ctx,

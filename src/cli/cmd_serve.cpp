@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/model_and_tokenizer.h"
 #include "cli/engine_options.h"
 #include "engine/engine.h"
 #include "model/model.h"
@@ -50,11 +51,11 @@ int RunServe(ServeOptions& opts) {
 
   Status st = FinishEngineOptions(opts.engine);
   if (!st.ok()) return Fail(st.message());
-  auto model = LoadModel(opts.model_path);
-  if (!model.ok()) return Fail(model.status().ToString());
-  auto tok = Tokenizer::Create((*model)->vocab);
-  if (!tok.ok()) return Fail(opts.model_path + ": tokenizer: " + tok.status().ToString());
-  auto engine = Engine::Create(**model, **tok, opts.engine.config);
+  auto loaded = LoadModelAndTokenizer(opts.model_path);
+  if (!loaded.ok()) return Fail(loaded.status().ToString());
+  const Model& model = *loaded->model;
+  const Tokenizer& tok = *loaded->tokenizer;
+  auto engine = Engine::Create(model, tok, opts.engine.config);
   if (!engine.ok()) return Fail(engine.status().ToString());
   if (opts.server.served_model_name.empty()) opts.server.served_model_name = BaseName(opts.model_path);
 
