@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <vector>
 
 #include "backend/cpu/kernels.h"
@@ -47,7 +48,15 @@ class CpuBackend final : public Backend {
   float* KBlock(int layer, int32_t block) { return k_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
   float* VBlock(int layer, int32_t block) { return v_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
   // y[T, w.rows] = x[T, w.cols] . w^T
-  void MatMul(const Tensor& w, const float* x, int64_t T, float* y);
+  void MatMul(const Tensor& w, const float* x, int64_t T, float* y) { MatMuls({{&w, y}}, x, T); }
+  // Several products of the same input (Q/K/V, gate/up) in one parallel pass: the
+  // input is quantized once and the threads share out the rows of all of them.
+  // REQUIRES: every weight has x's width.
+  struct Product {
+    const Tensor* w;
+    float* y;
+  };
+  void MatMuls(std::initializer_list<Product> products, const float* x, int64_t T);
   void RmsNorm(const float* x, const float* w, float* y, int64_t T, int n) const;
   void Rope(float* v, int64_t T, int n_heads, const std::vector<int32_t>& positions) const;
   void Attention(const BatchDescriptor& batch, int layer, const float* q, float* out);
@@ -101,50 +110,78 @@ Status CpuBackend::Validate(const BatchDescriptor& b, size_t logits_size) const 
   return Status::Ok();
 }
 
-void CpuBackend::MatMul(const Tensor& w, const float* x, int64_t T, float* y) {
-  const int64_t in = w.cols(), out = w.rows();
+void CpuBackend::MatMuls(std::initializer_list<Product> products, const float* x, int64_t T) {
+  const int64_t in = products.begin()->w->cols();
+  int64_t total_rows = 0;
+  bool q8 = false;
+  for (const Product& p : products) {
+    KV_CHECK(p.w->cols() == in);
+    total_rows += p.w->rows();
+    q8 = q8 || UsesQ8Activations(p.w->dtype);
+  }
+  // Runs fn(product, row_begin, row_end) over the products' rows in [r0, r1) of their concatenation.
+  auto for_rows = [&](int64_t r0, int64_t r1, auto&& fn) {
+    int64_t base = 0;
+    for (const Product& p : products) {
+      const int64_t rows = p.w->rows();
+      const int64_t b = std::max(r0, base), e = std::min(r1, base + rows);
+      if (b < e) fn(p, b - base, e - base);
+      base += rows;
+    }
+  };
   if (config_.precision == Precision::kReference) {
     // Float32 weights (one dequantized row at a time), double accumulation.
-    pool_.ParallelFor(out, [&](int64_t r0, int64_t r1, int tid) {
+    pool_.ParallelFor(total_rows, [&](int64_t r0, int64_t r1, int tid) {
       std::vector<float>& row = thread_scratch_[tid];
-      const size_t row_bytes = RowBytes(w.dtype, in);
-      for (int64_t r = r0; r < r1; ++r) {
-        DequantizeRow(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, row.data(), in);
-        for (int64_t t = 0; t < T; ++t) {
-          const float* xt = x + t * in;
-          double s = 0;
-          for (int64_t i = 0; i < in; ++i) s += static_cast<double>(row[i]) * xt[i];
-          y[t * out + r] = static_cast<float>(s);
+      for_rows(r0, r1, [&](const Product& p, int64_t rb, int64_t re) {
+        const Tensor& w = *p.w;
+        const int64_t out = w.rows();
+        const size_t row_bytes = RowBytes(w.dtype, in);
+        for (int64_t r = rb; r < re; ++r) {
+          DequantizeRow(w.dtype, static_cast<const uint8_t*>(w.data) + r * row_bytes, row.data(), in);
+          for (int64_t t = 0; t < T; ++t) {
+            const float* xt = x + t * in;
+            double s = 0;
+            for (int64_t i = 0; i < in; ++i) s += static_cast<double>(row[i]) * xt[i];
+            p.y[t * out + r] = static_cast<float>(s);
+          }
         }
-      }
+      });
     }, 16);
     return;
   }
-  const bool q8 = UsesQ8Activations(w.dtype);
   if (q8) {
-    pool_.ParallelFor(T, [&](int64_t t0, int64_t t1, int) {
+    auto quantize = [&](int64_t t0, int64_t t1, int) {
       for (int64_t t = t0; t < t1; ++t) QuantizeActivationQ8(x + t * in, in, xq_.data() + t * in, xs_.data() + t * (in / 32));
-    });
+    };
+    // A decode step's few rows are quicker to quantize here than to hand out.
+    if (T < 8) quantize(0, T, 0);
+    else pool_.ParallelFor(T, quantize);
   }
   // Rows in chunks that stay in cache while every token of the batch passes over them.
   constexpr int64_t kRowChunk = 16;
-  pool_.ParallelFor(out, [&](int64_t r0, int64_t r1, int tid) {
+  pool_.ParallelFor(total_rows, [&](int64_t r0, int64_t r1, int tid) {
     float part[kDotTile * kRowChunk];
     float* scratch = thread_scratch_[tid].data();
-    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
-      const int64_t re = std::min(r1, rc + kRowChunk);
-      int64_t t = 0;
-      // Prefill: kDotTile tokens per weight row load.
-      for (; t + kDotTile <= T; t += kDotTile) {
-        DotRowsTile(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr,
-                    rc, re, part, kRowChunk, scratch);
-        for (int u = 0; u < kDotTile; ++u) std::memcpy(y + (t + u) * out + rc, part + u * kRowChunk, (re - rc) * sizeof(float));
+    for_rows(r0, r1, [&](const Product& p, int64_t rb, int64_t rend) {
+      const Tensor& w = *p.w;
+      const int64_t out = w.rows();
+      float* y = p.y;
+      for (int64_t rc = rb; rc < rend; rc += kRowChunk) {
+        const int64_t re = std::min(rend, rc + kRowChunk);
+        int64_t t = 0;
+        // Prefill: kDotTile tokens per weight row load.
+        for (; t + kDotTile <= T; t += kDotTile) {
+          DotRowsTile(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr,
+                      rc, re, part, kRowChunk, scratch);
+          for (int u = 0; u < kDotTile; ++u) std::memcpy(y + (t + u) * out + rc, part + u * kRowChunk, (re - rc) * sizeof(float));
+        }
+        for (; t < T; ++t) {
+          DotRows(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr, rc, re,
+                  y + t * out + rc, scratch);
+        }
       }
-      for (; t < T; ++t) {
-        DotRows(kernels_, w, x + t * in, q8 ? xq_.data() + t * in : nullptr, q8 ? xs_.data() + t * (in / 32) : nullptr, rc, re, part, scratch);
-        std::memcpy(y + t * out + rc, part, (re - rc) * sizeof(float));
-      }
-    }
+    });
   }, kRowChunk);
 }
 
@@ -294,9 +331,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& L = W.layers[l];
     RmsNorm(x_.data(), static_cast<const float*>(L.attn_norm.data), xn_.data(), T, Hd);
-    MatMul(L.wq, xn_.data(), T, q_.data());
-    MatMul(L.wk, xn_.data(), T, k_.data());
-    MatMul(L.wv, xn_.data(), T, v_.data());
+    MatMuls({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
     add_bias(q_.data(), L.bq, Q);
     add_bias(k_.data(), L.bk, KVd);
     add_bias(v_.data(), L.bv, KVd);
@@ -320,8 +355,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
     for (int64_t i = 0; i < T * Hd; ++i) x_[i] += tmp_[i];
 
     RmsNorm(x_.data(), static_cast<const float*>(L.ffn_norm.data), xn_.data(), T, Hd);
-    MatMul(L.w_gate, xn_.data(), T, gate_.data());
-    MatMul(L.w_up, xn_.data(), T, up_.data());
+    MatMuls({{&L.w_gate, gate_.data()}, {&L.w_up, up_.data()}}, xn_.data(), T);
     for (int64_t i = 0; i < T * I; ++i) {
       const float g = gate_[i];
       gate_[i] = g / (1.0f + std::exp(-g)) * up_[i];
