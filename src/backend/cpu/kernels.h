@@ -4,7 +4,9 @@
 // chosen at run time (the binary still runs on CPUs without them).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "model/tensor.h"
 
@@ -20,27 +22,31 @@ struct DotKernels {
   // w: n / 32 Q8_0 (or Q4_0) blocks; activation as QuantizeActivationQ8 produced it.
   float (*q8_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
   float (*q4_0)(const void* w, const int8_t* xq, const float* xs, int64_t n);
-  // Tiles for prefill: one weight row against kDotTile activation rows (row t at
-  // x + t * x_stride; Q8 scales at xs + t * xs_stride), so each weight load feeds
-  // kDotTile products and batched prefill is compute-bound rather than bandwidth-bound.
-  void (*f32_tile)(const float* w, const float* x, int64_t x_stride, int64_t n, float* out);
-  void (*f16_tile)(const uint16_t* w, const float* x, int64_t x_stride, int64_t n, float* out);
-  void (*bf16_tile)(const uint16_t* w, const float* x, int64_t x_stride, int64_t n, float* out);
-  void (*q8_0_tile)(const void* w, const int8_t* xq, int64_t xq_stride, const float* xs, int64_t xs_stride, int64_t n,
-                    float* out);
-  void (*q4_0_tile)(const void* w, const int8_t* xq, int64_t xq_stride, const float* xs, int64_t xs_stride, int64_t n,
-                    float* out);
+  // Prefill micro-kernels: `rows` (1..kTileRows) weight rows, row r at w + r * row_bytes,
+  // against kDotTile activation rows (row t at x + t * x_stride; Q8 scales at
+  // xs + t * xs_stride); out[t * kTileRows + r]. Each weight load feeds kDotTile
+  // products and each activation load `rows`, so batched prefill is compute-bound.
+  void (*f32_tile)(const void* w, size_t row_bytes, int rows, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*f16_tile)(const void* w, size_t row_bytes, int rows, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*bf16_tile)(const void* w, size_t row_bytes, int rows, const float* x, int64_t x_stride, int64_t n, float* out);
+  void (*q8_0_tile)(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t xq_stride, const float* xs,
+                    int64_t xs_stride, int64_t n, float* out);
+  void (*q4_0_tile)(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t xq_stride, const float* xs,
+                    int64_t xs_stride, int64_t n, float* out);
   // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
   void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
   const char* name;
 };
 
-inline constexpr int kDotTile = 4;
+inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill tile
+inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 
-// The best kernels this CPU supports (computed once).
+// The best kernels this CPU supports (computed once): AVX-512 VNNI, else AVX2, else scalar.
 const DotKernels& BestDotKernels();
 // Portable scalar kernels (the reference the SIMD ones are tested against).
 const DotKernels& ScalarDotKernels();
+// Every kernel set this CPU can run, scalar first (for tests and benchmarks).
+std::vector<const DotKernels*> AvailableDotKernels();
 
 // Whether weights of this dtype take Q8 activations.
 inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }

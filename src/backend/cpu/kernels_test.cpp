@@ -1,5 +1,6 @@
 // Every fast dot-product kernel against the scalar reference, on random data of odd sizes.
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/kernels_internal.h"
 
 #include <gtest/gtest.h>
 
@@ -28,9 +29,10 @@ double ExactDot(const std::vector<float>& a, const std::vector<float>& b) {
 
 TEST(Kernels, FloatKernelsMatchScalar) {
   std::mt19937 rng(1);
-  const DotKernels& fast = BestDotKernels();
   const DotKernels& ref = ScalarDotKernels();
-  for (int64_t n : {1, 7, 8, 15, 16, 31, 33, 64, 100, 257, 4096}) {
+  for (const DotKernels* kernels : AvailableDotKernels())
+  for (int64_t n : {1, 7, 8, 15, 16, 17, 31, 33, 64, 65, 100, 257, 4096}) {
+    const DotKernels& fast = *kernels;
     auto w = RandomRow(n, rng), x = RandomRow(n, rng);
     const double tol = 1e-4 * std::sqrt(static_cast<double>(n)) * 4;
     EXPECT_NEAR(fast.f32(w.data(), x.data(), n), ExactDot(w, x), tol) << n;
@@ -51,9 +53,8 @@ TEST(Kernels, FloatKernelsMatchScalar) {
 
 TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
   std::mt19937 rng(2);
-  const DotKernels& fast = BestDotKernels();
   const DotKernels& ref = ScalarDotKernels();
-  for (int64_t n : {32, 64, 96, 1024, 4096 + 32}) {
+  for (int64_t n : {32, 64, 96, 160, 1024, 4096 + 32}) {
     auto w = RandomRow(n, rng), x = RandomRow(n, rng, 3.0f);
     std::vector<int8_t> xq(n);
     std::vector<float> xs(n / 32);
@@ -61,17 +62,48 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
     std::vector<uint8_t> q8(RowBytes(DType::kQ8_0, n)), q4(RowBytes(DType::kQ4_0, n));
     QuantizeRow(DType::kQ8_0, w.data(), q8.data(), n);
     QuantizeRow(DType::kQ4_0, w.data(), q4.data(), n);
-    // Integer block sums are exact in both; only the float accumulation order differs.
-    const float r8 = ref.q8_0(q8.data(), xq.data(), xs.data(), n), f8 = fast.q8_0(q8.data(), xq.data(), xs.data(), n);
-    const float r4 = ref.q4_0(q4.data(), xq.data(), xs.data(), n), f4 = fast.q4_0(q4.data(), xq.data(), xs.data(), n);
-    EXPECT_NEAR(f8, r8, 1e-4 * (1 + std::fabs(r8))) << n;
-    EXPECT_NEAR(f4, r4, 1e-4 * (1 + std::fabs(r4))) << n;
-    // And both approximate the float dot within quantization error.
-    const double exact = ExactDot(w, x);
-    const double scale = std::sqrt(static_cast<double>(n)) * 3;
-    EXPECT_NEAR(r8, exact, 0.02 * scale) << n;
-    EXPECT_NEAR(r4, exact, 0.25 * scale) << n;
+    const float r8 = ref.q8_0(q8.data(), xq.data(), xs.data(), n);
+    const float r4 = ref.q4_0(q4.data(), xq.data(), xs.data(), n);
+    // The scalar reference is the exact dot of the dequantized operands.
+    std::vector<float> w8(n), w4(n), xd(n);
+    DequantizeRow(DType::kQ8_0, q8.data(), w8.data(), n);
+    DequantizeRow(DType::kQ4_0, q4.data(), w4.data(), n);
+    for (int64_t i = 0; i < n; ++i) xd[i] = xq[i] * xs[i / 32];
+    EXPECT_NEAR(r8, ExactDot(w8, xd), 1e-4 * (1 + std::fabs(r8))) << n;
+    EXPECT_NEAR(r4, ExactDot(w4, xd), 1e-4 * (1 + std::fabs(r4))) << n;
+    // Integer block sums are exact in every kernel set; only the float accumulation order differs.
+    for (const DotKernels* fast : AvailableDotKernels()) {
+      EXPECT_NEAR(fast->q8_0(q8.data(), xq.data(), xs.data(), n), r8, 1e-4 * (1 + std::fabs(r8))) << fast->name << n;
+      EXPECT_NEAR(fast->q4_0(q4.data(), xq.data(), xs.data(), n), r4, 1e-4 * (1 + std::fabs(r4))) << fast->name << n;
+    }
   }
+}
+
+TEST(Kernels, SimdActivationQuantizerGivesTheScalarBytes) {
+  auto simd = Avx512QuantizeActivationQ8();
+  if (simd == nullptr) GTEST_SKIP() << "no AVX-512 on this CPU";
+  std::mt19937 rng(9);
+  for (int64_t n : {32, 64, 2048, 5632}) {
+    auto x = RandomRow(n, rng, 4.0f);
+    // A block whose max is 127 makes x / d land on exact halves: ties must round alike.
+    if (n >= 64) {
+      x[32] = 127.0f;
+      for (int j = 33; j < 64; ++j) x[j] = static_cast<float>(j - 48) + 0.5f;
+    }
+    for (int j = 0; j < 3; ++j) x[j] = 0.0f;  // and an all-but-zero start
+    std::vector<int8_t> qa(n), qb(n);
+    std::vector<float> sa(n / 32), sb(n / 32);
+    QuantizeActivationQ8Scalar(x.data(), n, qa.data(), sa.data());
+    simd(x.data(), n, qb.data(), sb.data());
+    EXPECT_EQ(qa, qb) << n;
+    EXPECT_EQ(sa, sb) << n;
+  }
+  std::vector<float> zeros(64, 0.0f);
+  std::vector<int8_t> q(64, 1);
+  std::vector<float> sc(2, 1.0f);
+  simd(zeros.data(), 64, q.data(), sc.data());
+  EXPECT_EQ(q, std::vector<int8_t>(64, 0));
+  EXPECT_EQ(sc, std::vector<float>(2, 0.0f));
 }
 
 TEST(Kernels, DotRowsHandlesEveryDtype) {
@@ -87,50 +119,66 @@ TEST(Kernels, DotRowsHandlesEveryDtype) {
     for (int64_t r = 0; r < rows; ++r) QuantizeRow(t, w.data() + r * cols, data.data() + r * RowBytes(t, cols), cols);
     Tensor tensor{"w", t, {rows, cols}, data.data(), data.size()};
     std::vector<float> y(rows);
-    DotRows(BestDotKernels(), tensor, x.data(), xq.data(), xs.data(), 0, rows, y.data(), scratch.data());
+    for (const DotKernels* k : AvailableDotKernels()) {
+    DotRows(*k, tensor, x.data(), xq.data(), xs.data(), 0, rows, y.data(), scratch.data());
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<float> deq(cols);
       DequantizeRow(t, data.data() + r * RowBytes(t, cols), deq.data(), cols);
       const double tol = UsesQ8Activations(t) ? 0.05 * std::sqrt(cols) : 1e-3;
-      EXPECT_NEAR(y[r], ExactDot(deq, x), tol) << GetDTypeInfo(t).name << " row " << r;
+      EXPECT_NEAR(y[r], ExactDot(deq, x), tol) << k->name << GetDTypeInfo(t).name << " row " << r;
+    }
     }
   }
 }
 
-// The prefill tiles (one weight row x kDotTile activation rows) against the single
-// dot of the same kernel set, for every dtype and odd sizes (tails included).
+// The prefill tiles (1..kTileRows weight rows x kDotTile activation rows) of every
+// kernel set against the scalar single dot, for every dtype and odd sizes (tails included).
 TEST(Kernels, TilesMatchSingleDots) {
   std::mt19937 rng(4);
-  for (const DotKernels* k : {&BestDotKernels(), &ScalarDotKernels()}) {
-    for (int64_t n : {1, 7, 9, 31, 100, 257}) {
-      auto w = RandomRow(n, rng), x = RandomRow(n * kDotTile, rng);
-      std::vector<uint16_t> h(n), bf(n);
-      for (int64_t i = 0; i < n; ++i) h[i] = FloatToFp16(w[i]), bf[i] = FloatToBf16(w[i]);
-      float got[kDotTile];
-      const double tol = 1e-4 * std::sqrt(static_cast<double>(n)) * 4;
-      k->f32_tile(w.data(), x.data(), n, n, got);
-      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().f32(w.data(), x.data() + t * n, n), tol) << k->name << n;
-      k->f16_tile(h.data(), x.data(), n, n, got);
-      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().f16(h.data(), x.data() + t * n, n), tol) << k->name << n;
-      k->bf16_tile(bf.data(), x.data(), n, n, got);
-      for (int t = 0; t < kDotTile; ++t) EXPECT_NEAR(got[t], ScalarDotKernels().bf16(bf.data(), x.data() + t * n, n), tol) << k->name << n;
-    }
-    for (int64_t n : {32, 96, 4096 + 32}) {
-      auto w = RandomRow(n, rng), x = RandomRow(n * kDotTile, rng, 2.0f);
-      std::vector<int8_t> xq(n * kDotTile);
-      std::vector<float> xs(n * kDotTile / 32);
-      QuantizeActivationQ8(x.data(), n * kDotTile, xq.data(), xs.data());
-      std::vector<uint8_t> q8(RowBytes(DType::kQ8_0, n)), q4(RowBytes(DType::kQ4_0, n));
-      QuantizeRow(DType::kQ8_0, w.data(), q8.data(), n);
-      QuantizeRow(DType::kQ4_0, w.data(), q4.data(), n);
-      float got8[kDotTile], got4[kDotTile];
-      k->q8_0_tile(q8.data(), xq.data(), n, xs.data(), n / 32, n, got8);
-      k->q4_0_tile(q4.data(), xq.data(), n, xs.data(), n / 32, n, got4);
-      for (int t = 0; t < kDotTile; ++t) {
-        const float r8 = ScalarDotKernels().q8_0(q8.data(), xq.data() + t * n, xs.data() + t * n / 32, n);
-        const float r4 = ScalarDotKernels().q4_0(q4.data(), xq.data() + t * n, xs.data() + t * n / 32, n);
-        EXPECT_NEAR(got8[t], r8, 1e-4 * (1 + std::fabs(r8))) << k->name << n;
-        EXPECT_NEAR(got4[t], r4, 1e-4 * (1 + std::fabs(r4))) << k->name << n;
+  const DotKernels& ref = ScalarDotKernels();
+  for (const DotKernels* k : AvailableDotKernels()) {
+    for (int rows = 1; rows <= kTileRows; ++rows) {
+      for (int64_t n : {1, 7, 9, 31, 100, 257}) {
+        auto w = RandomRow(n * rows, rng), x = RandomRow(n * kDotTile, rng);
+        std::vector<uint16_t> h(n * rows), bf(n * rows);
+        for (int64_t i = 0; i < n * rows; ++i) h[i] = FloatToFp16(w[i]), bf[i] = FloatToBf16(w[i]);
+        float got[kDotTile * kTileRows];
+        const double tol = 1e-4 * std::sqrt(static_cast<double>(n)) * 4;
+        k->f32_tile(w.data(), n * sizeof(float), rows, x.data(), n, n, got);
+        for (int r = 0; r < rows; ++r)
+          for (int t = 0; t < kDotTile; ++t)
+            EXPECT_NEAR(got[t * kTileRows + r], ref.f32(w.data() + r * n, x.data() + t * n, n), tol) << k->name << n << " row " << r;
+        k->f16_tile(h.data(), n * 2, rows, x.data(), n, n, got);
+        for (int r = 0; r < rows; ++r)
+          for (int t = 0; t < kDotTile; ++t)
+            EXPECT_NEAR(got[t * kTileRows + r], ref.f16(h.data() + r * n, x.data() + t * n, n), tol) << k->name << n << " row " << r;
+        k->bf16_tile(bf.data(), n * 2, rows, x.data(), n, n, got);
+        for (int r = 0; r < rows; ++r)
+          for (int t = 0; t < kDotTile; ++t)
+            EXPECT_NEAR(got[t * kTileRows + r], ref.bf16(bf.data() + r * n, x.data() + t * n, n), tol) << k->name << n << " row " << r;
+      }
+      for (int64_t n : {32, 96, 4096 + 32}) {
+        auto w = RandomRow(n * rows, rng), x = RandomRow(n * kDotTile, rng, 2.0f);
+        std::vector<int8_t> xq(n * kDotTile);
+        std::vector<float> xs(n * kDotTile / 32);
+        QuantizeActivationQ8(x.data(), n * kDotTile, xq.data(), xs.data());
+        const size_t rb8 = RowBytes(DType::kQ8_0, n), rb4 = RowBytes(DType::kQ4_0, n);
+        std::vector<uint8_t> q8(rb8 * rows), q4(rb4 * rows);
+        for (int r = 0; r < rows; ++r) {
+          QuantizeRow(DType::kQ8_0, w.data() + r * n, q8.data() + r * rb8, n);
+          QuantizeRow(DType::kQ4_0, w.data() + r * n, q4.data() + r * rb4, n);
+        }
+        float got8[kDotTile * kTileRows], got4[kDotTile * kTileRows];
+        k->q8_0_tile(q8.data(), rb8, rows, xq.data(), n, xs.data(), n / 32, n, got8);
+        k->q4_0_tile(q4.data(), rb4, rows, xq.data(), n, xs.data(), n / 32, n, got4);
+        for (int r = 0; r < rows; ++r) {
+          for (int t = 0; t < kDotTile; ++t) {
+            const float r8 = ref.q8_0(q8.data() + r * rb8, xq.data() + t * n, xs.data() + t * n / 32, n);
+            const float r4 = ref.q4_0(q4.data() + r * rb4, xq.data() + t * n, xs.data() + t * n / 32, n);
+            EXPECT_NEAR(got8[t * kTileRows + r], r8, 1e-4 * (1 + std::fabs(r8))) << k->name << n << " row " << r;
+            EXPECT_NEAR(got4[t * kTileRows + r], r4, 1e-4 * (1 + std::fabs(r4))) << k->name << n << " row " << r;
+          }
+        }
       }
     }
   }
@@ -138,14 +186,17 @@ TEST(Kernels, TilesMatchSingleDots) {
 
 TEST(Kernels, ScaleAxpyMatchesScalar) {
   std::mt19937 rng(6);
-  for (int64_t n : {1, 7, 8, 64, 129}) {
+  for (int64_t n : {1, 7, 8, 17, 64, 129}) {
     auto x = RandomRow(n, rng), y = RandomRow(n, rng);
     auto y_ref = y, y0 = y;
-    BestDotKernels().scale_axpy(0.75f, -1.5f, x.data(), y.data(), n);
     ScalarDotKernels().scale_axpy(0.75f, -1.5f, x.data(), y_ref.data(), n);
-    for (int64_t i = 0; i < n; ++i) {
-      EXPECT_NEAR(y[i], y_ref[i], 1e-5) << n;
-      EXPECT_NEAR(y_ref[i], 0.75 * y0[i] - 1.5 * x[i], 1e-5);
+    for (const DotKernels* k : AvailableDotKernels()) {
+      y = y0;
+      k->scale_axpy(0.75f, -1.5f, x.data(), y.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        EXPECT_NEAR(y[i], y_ref[i], 1e-5) << k->name << n;
+        EXPECT_NEAR(y_ref[i], 0.75 * y0[i] - 1.5 * x[i], 1e-5);
+      }
     }
   }
 }
@@ -179,12 +230,14 @@ TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
     }
     Tensor tensor{"w", t, {rows, cols}, data.data(), data.size()};
     std::vector<float> tiled(kDotTile * rows), single(rows);
-    DotRowsTile(BestDotKernels(), tensor, x.data(), xq.data(), xs.data(), 1, rows, tiled.data(), rows, scratch.data());
+    for (const DotKernels* k : AvailableDotKernels()) {
+    DotRowsTile(*k, tensor, x.data(), xq.data(), xs.data(), 1, rows, tiled.data(), rows, scratch.data());
     for (int u = 0; u < kDotTile; ++u) {
-      DotRows(BestDotKernels(), tensor, x.data() + u * cols, xq.data() + u * cols, xs.data() + u * cols / 32, 1, rows,
+      DotRows(*k, tensor, x.data() + u * cols, xq.data() + u * cols, xs.data() + u * cols / 32, 1, rows,
               single.data(), scratch.data());
       for (int64_t r = 0; r + 1 < rows; ++r)
-        EXPECT_NEAR(tiled[u * rows + r], single[r], 1e-3) << GetDTypeInfo(t).name << " token " << u << " row " << r;
+        EXPECT_NEAR(tiled[u * rows + r], single[r], 1e-3) << k->name << GetDTypeInfo(t).name << " token " << u << " row " << r;
+    }
     }
   }
 }

@@ -1,0 +1,294 @@
+// AVX-512 kernels (F, BW, VL, VNNI): 16 floats or 64 int8 products per instruction.
+//
+// Integer products use VPDPBUSD, which multiplies unsigned by signed bytes. The
+// weights are made unsigned by an offset (Q8_0: w ^ 0x80 = w + 128; Q4_0: the raw
+// nibble = w + 8) and the offset's contribution, offset x sum(x), is subtracted by
+// starting the accumulator at -dpbusd(offset, x). That correction depends on the
+// activation only, so the prefill tiles compute it once per token and share it by
+// every weight row; the sign trick of the AVX2 kernels would cost three
+// instructions per (row, token) instead.
+// GCC 12's own cast intrinsics (_mm512_castsi256_si512 and friends) leave the upper
+// lanes undefined on purpose, which its -Wuninitialized reports inside the header.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "backend/cpu/kernels.h"
+#include "backend/cpu/kernels_internal.h"
+#include "model/quant.h"
+
+namespace kvserve {
+namespace {
+
+#define KV_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512dq,f16c,fma")))
+
+// ---- Float weights --------------------------------------------------------------
+
+// 16 weights of a float-like type as floats.
+struct F32Load {
+  KV_AVX512 static __m512 Load(const void* w, int64_t i) { return _mm512_loadu_ps(static_cast<const float*>(w) + i); }
+  KV_AVX512 static __m512 LoadMasked(const void* w, int64_t i, __mmask16 m) {
+    return _mm512_maskz_loadu_ps(m, static_cast<const float*>(w) + i);
+  }
+};
+struct F16Load {
+  KV_AVX512 static __m512 Load(const void* w, int64_t i) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
+  }
+  KV_AVX512 static __m512 LoadMasked(const void* w, int64_t i, __mmask16 m) {
+    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + i));
+  }
+};
+struct BF16Load {
+  KV_AVX512 static __m512 Widen(__m256i h) { return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)); }
+  KV_AVX512 static __m512 Load(const void* w, int64_t i) {
+    return Widen(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
+  }
+  KV_AVX512 static __m512 LoadMasked(const void* w, int64_t i, __mmask16 m) {
+    return Widen(_mm256_maskz_loadu_epi16(m, static_cast<const uint16_t*>(w) + i));
+  }
+};
+
+KV_AVX512 inline __mmask16 TailMask(int64_t left) { return static_cast<__mmask16>((1u << left) - 1); }
+
+// Decode: one row, four independent accumulators (the FMA latency is hidden and the
+// loads of four vectors are in flight at once).
+template <typename L>
+KV_AVX512 float DotFloat(const void* w, const float* x, int64_t n) {
+  __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(), a3 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    a0 = _mm512_fmadd_ps(L::Load(w, i), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(L::Load(w, i + 16), _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(L::Load(w, i + 32), _mm512_loadu_ps(x + i + 32), a2);
+    a3 = _mm512_fmadd_ps(L::Load(w, i + 48), _mm512_loadu_ps(x + i + 48), a3);
+  }
+  for (; i + 16 <= n; i += 16) a0 = _mm512_fmadd_ps(L::Load(w, i), _mm512_loadu_ps(x + i), a0);
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    a1 = _mm512_fmadd_ps(L::LoadMasked(w, i, m), _mm512_maskz_loadu_ps(m, x + i), a1);
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+KV_AVX512 float DotF32(const float* w, const float* x, int64_t n) { return DotFloat<F32Load>(w, x, n); }
+KV_AVX512 float DotF16(const uint16_t* w, const float* x, int64_t n) { return DotFloat<F16Load>(w, x, n); }
+KV_AVX512 float DotBF16(const uint16_t* w, const float* x, int64_t n) { return DotFloat<BF16Load>(w, x, n); }
+
+// Prefill: R weight rows x kDotTile tokens, 16 columns at a time, R * kDotTile
+// accumulators: each weight vector feeds kDotTile FMAs and each activation vector R.
+template <typename L, int R>
+KV_AVX512 void FloatTileRows(const uint8_t* w, size_t row_bytes, const float* x, int64_t xs, int64_t n, float* out) {
+  __m512 acc[R][kDotTile];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm512_setzero_ps();
+  int64_t i = 0;
+  auto step = [&](int64_t at, __mmask16 m, bool masked) KV_AVX512 {
+    __m512 xv[kDotTile];
+    for (int t = 0; t < kDotTile; ++t) xv[t] = masked ? _mm512_maskz_loadu_ps(m, x + t * xs + at) : _mm512_loadu_ps(x + t * xs + at);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = masked ? L::LoadMasked(w + r * row_bytes, at, m) : L::Load(w + r * row_bytes, at);
+      for (int t = 0; t < kDotTile; ++t) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+    }
+  };
+  for (; i + 16 <= n; i += 16) step(i, 0xFFFF, false);
+  if (i < n) step(i, TailMask(n - i), true);
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <typename L>
+KV_AVX512 void FloatTile(const void* w, size_t row_bytes, int rows, const float* x, int64_t xs, int64_t n, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  switch (rows) {
+    case 1: FloatTileRows<L, 1>(wb, row_bytes, x, xs, n, out); break;
+    case 2: FloatTileRows<L, 2>(wb, row_bytes, x, xs, n, out); break;
+    case 3: FloatTileRows<L, 3>(wb, row_bytes, x, xs, n, out); break;
+    default: FloatTileRows<L, 4>(wb, row_bytes, x, xs, n, out); break;
+  }
+}
+
+// ---- Q8_0 / Q4_0 weights --------------------------------------------------------
+
+// Two consecutive 32-weight blocks (the second may be absent: zeros) as 64 unsigned
+// bytes (weight + offset) and their two fp16 scales as floats {d0 x8, d1 x8}.
+struct Q8Blocks {
+  static constexpr int kOffset = 128;
+  KV_AVX512 static __m512i Weights(const void* row, int64_t b, bool pair) {
+    const BlockQ8_0* w = static_cast<const BlockQ8_0*>(row) + b;
+    const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[0].qs));
+    const __m512i v = pair ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[1].qs)), 1)
+                           : _mm512_zextsi256_si512(lo);
+    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+  static uint32_t Scales(const void* row, int64_t b, bool pair) {
+    const BlockQ8_0* w = static_cast<const BlockQ8_0*>(row) + b;
+    return w[0].d | (pair ? static_cast<uint32_t>(w[1].d) << 16 : 0u);
+  }
+};
+struct Q4Blocks {
+  static constexpr int kOffset = 8;
+  KV_AVX512 static __m512i Weights(const void* row, int64_t b, bool pair) {
+    const BlockQ4_0* w = static_cast<const BlockQ4_0*>(row) + b;
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[0].qs));
+    const __m128i q1 = pair ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(w[1].qs)) : _mm_setzero_si128();
+    // Block layout: low nibbles are elements 0..15, high nibbles 16..31.
+    const __m256i q = _mm256_inserti128_si256(_mm256_castsi128_si256(q0), q1, 1);
+    const __m256i mask = _mm256_set1_epi8(0x0F);
+    const __m256i lo = _mm256_and_si256(q, mask), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+    // 128-bit lanes {lo0, lo1, hi0, hi1} -> {lo0, hi0, lo1, hi1}.
+    const __m512i both = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
+    const __m512i v = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0));
+    return pair ? v : _mm512_zextsi256_si512(_mm512_castsi512_si256(v));
+  }
+  static uint32_t Scales(const void* row, int64_t b, bool pair) {
+    const BlockQ4_0* w = static_cast<const BlockQ4_0*>(row) + b;
+    return w[0].d | (pair ? static_cast<uint32_t>(w[1].d) << 16 : 0u);
+  }
+};
+
+// {s0 x8, s1 x8} from two floats in the low lanes of v.
+KV_AVX512 inline __m512 SpreadPair(__m128 v) {
+  const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
+}
+KV_AVX512 inline __m512 WeightScales(uint32_t two_fp16) { return SpreadPair(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(two_fp16)))); }
+KV_AVX512 inline __m512 ActivationScales(const float* xs, int64_t b, bool pair) {
+  return SpreadPair(pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs + b))) : _mm_load_ss(xs + b));
+}
+KV_AVX512 inline __m512i ActivationBytes(const int8_t* xq, int64_t b, bool pair) {
+  return pair ? _mm512_loadu_si512(xq + b * 32) : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)));
+}
+// -offset x (sums of four activation bytes): the accumulator's starting value.
+template <typename B>
+KV_AVX512 inline __m512i NegatedOffset(__m512i xv) {
+  const __m512i c = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(B::kOffset), xv);
+  return _mm512_sub_epi32(_mm512_setzero_si512(), c);
+}
+
+// One block pair (or a last single block) of a row, scaled: 16 float partial sums.
+template <typename B>
+KV_AVX512 inline __m512 QuantPair(const void* w, const int8_t* xq, const float* xs, int64_t b, bool pair) {
+  const __m512i xv = ActivationBytes(xq, b, pair);
+  const __m512i s = _mm512_dpbusd_epi32(NegatedOffset<B>(xv), B::Weights(w, b, pair), xv);
+  const __m512 scale = _mm512_mul_ps(WeightScales(B::Scales(w, b, pair)), ActivationScales(xs, b, pair));
+  return _mm512_mul_ps(_mm512_cvtepi32_ps(s), scale);
+}
+
+// Decode: one row, two block pairs per step into two accumulators (one add chain
+// would bound the loop by its latency).
+template <typename B>
+KV_AVX512 float DotQuant(const void* w, const int8_t* xq, const float* xs, int64_t n) {
+  const int64_t nb = n / 32;
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 4 <= nb; b += 4) {
+    acc0 = _mm512_add_ps(acc0, QuantPair<B>(w, xq, xs, b, true));
+    acc1 = _mm512_add_ps(acc1, QuantPair<B>(w, xq, xs, b + 2, true));
+  }
+  for (; b < nb; b += 2) acc0 = _mm512_add_ps(acc0, QuantPair<B>(w, xq, xs, b, b + 1 < nb));
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+KV_AVX512 float DotQ8_0(const void* w, const int8_t* xq, const float* xs, int64_t n) { return DotQuant<Q8Blocks>(w, xq, xs, n); }
+KV_AVX512 float DotQ4_0(const void* w, const int8_t* xq, const float* xs, int64_t n) { return DotQuant<Q4Blocks>(w, xq, xs, n); }
+
+// Prefill: R rows x kDotTile tokens per block pair. Per token: its bytes, offset
+// correction and scales (shared by the R rows); per row: its bytes and scales
+// (shared by the tokens); per (row, token): one VPDPBUSD, a convert and two FMAs' worth.
+template <typename B, int R, int T = kDotTile>
+KV_AVX512 void QuantTileRows(const uint8_t* w, size_t row_bytes, const int8_t* xq, int64_t qs, const float* xs, int64_t ss,
+                             int64_t n, float* out) {
+  const int64_t nb = n / 32;
+  __m512 acc[R][T];
+  for (auto& row : acc)
+    for (auto& a : row) a = _mm512_setzero_ps();
+  for (int64_t b = 0; b < nb; b += 2) {
+    const bool pair = b + 1 < nb;
+    __m512i xv[T], init[T];
+    __m512 xscale[T];
+    for (int t = 0; t < T; ++t) {
+      xv[t] = ActivationBytes(xq + t * qs, b, pair);
+      init[t] = NegatedOffset<B>(xv[t]);
+      xscale[t] = ActivationScales(xs + t * ss, b, pair);
+    }
+    for (int r = 0; r < R; ++r) {
+      const void* row = w + r * row_bytes;
+      const __m512i wv = B::Weights(row, b, pair);
+      const __m512 wscale = WeightScales(B::Scales(row, b, pair));
+      for (int t = 0; t < T; ++t) {
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[t], wv, xv[t]));
+        acc[r][t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(wscale, xscale[t]), acc[r][t]);
+      }
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int t = 0; t < T; ++t) out[t * kTileRows + r] = _mm512_reduce_add_ps(acc[r][t]);
+}
+
+template <typename B>
+KV_AVX512 void QuantTile(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t qs, const float* xs, int64_t ss,
+                         int64_t n, float* out) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  switch (rows) {
+    case 1: QuantTileRows<B, 1>(wb, row_bytes, xq, qs, xs, ss, n, out); break;
+    case 2: QuantTileRows<B, 2>(wb, row_bytes, xq, qs, xs, ss, n, out); break;
+    case 3: QuantTileRows<B, 3>(wb, row_bytes, xq, qs, xs, ss, n, out); break;
+    default: QuantTileRows<B, 4>(wb, row_bytes, xq, qs, xs, ss, n, out); break;
+  }
+}
+
+KV_AVX512 void ScaleAxpy(float scale, float a, const float* x, float* y, int64_t n) {
+  const __m512 vs = _mm512_set1_ps(scale), va = _mm512_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_mul_ps(vs, _mm512_loadu_ps(y + i))));
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_mul_ps(vs, _mm512_maskz_loadu_ps(m, y + i))));
+  }
+}
+
+// Two blocks of 32 at a time: |x| max per block, d = max / 127, q = round(x / d).
+KV_AVX512 void QuantizeQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
+  for (int64_t b = 0; b < n / 32; ++b) {
+    const __m512 v0 = _mm512_loadu_ps(x + b * 32), v1 = _mm512_loadu_ps(x + b * 32 + 16);
+    const float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
+    const float d = amax / 127.0f;
+    const float id = d != 0 ? 1.0f / d : 0.0f;
+    scales[b] = d;
+    const __m512 vid = _mm512_set1_ps(id);
+    // Default rounding (to nearest, ties to even), as std::nearbyint in the scalar version.
+    const __m128i q0 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v0, vid)));
+    const __m128i q1 = _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(_mm512_mul_ps(v1, vid)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32), q0);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(qs + b * 32 + 16), q1);
+  }
+}
+
+const DotKernels kAvx512 = {DotF32,
+                            DotF16,
+                            DotBF16,
+                            DotQ8_0,
+                            DotQ4_0,
+                            FloatTile<F32Load>,
+                            FloatTile<F16Load>,
+                            FloatTile<BF16Load>,
+                            QuantTile<Q8Blocks>,
+                            QuantTile<Q4Blocks>,
+                            ScaleAxpy,
+                            "avx512-vnni"};
+
+}  // namespace
+
+const DotKernels* Avx512DotKernels() {
+  __builtin_cpu_init();
+  const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
+                  __builtin_cpu_supports("fma");
+  return ok ? &kAvx512 : nullptr;
+}
+
+QuantizeActivationFn Avx512QuantizeActivationQ8() { return Avx512DotKernels() ? &QuantizeQ8 : nullptr; }
+
+}  // namespace kvserve

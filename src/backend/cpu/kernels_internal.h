@@ -1,0 +1,18 @@
+// Kernel sets compiled in their own translation units (each with its own target
+// attributes), found by kernels.cpp at run time.
+#pragma once
+
+#include "backend/cpu/kernels.h"
+
+namespace kvserve {
+
+// nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI (or F16C/FMA).
+const DotKernels* Avx512DotKernels();
+
+// QuantizeActivationQ8 in AVX-512 (nullptr without it) and in portable code; both give
+// identical bytes and scales.
+using QuantizeActivationFn = void (*)(const float* x, int64_t n, int8_t* qs, float* scales);
+QuantizeActivationFn Avx512QuantizeActivationQ8();
+void QuantizeActivationQ8Scalar(const float* x, int64_t n, int8_t* qs, float* scales);
+
+}  // namespace kvserve
