@@ -9,8 +9,10 @@
 // instructions per (row, token) instead.
 // GCC 12's own cast intrinsics (_mm512_castsi256_si512 and friends) leave the upper
 // lanes undefined on purpose, which its -Wuninitialized reports inside the header.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "backend/cpu/kernels.h"
@@ -162,7 +164,7 @@ KV_AVX512 inline __m512i ActivationBytes(const int8_t* xq, int64_t b, bool pair)
 // -offset x (sums of four activation bytes): the accumulator's starting value.
 template <typename B>
 KV_AVX512 inline __m512i NegatedOffset(__m512i xv) {
-  const __m512i c = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(B::kOffset), xv);
+  const __m512i c = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(B::kOffset)), xv);
   return _mm512_sub_epi32(_mm512_setzero_si512(), c);
 }
 
@@ -284,8 +286,7 @@ const DotKernels kAvx512 = {DotF32,
 const DotKernels* Avx512DotKernels() {
   __builtin_cpu_init();
   const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
-                  __builtin_cpu_supports("fma");
+                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
   return ok ? &kAvx512 : nullptr;
 }
 

@@ -6,7 +6,7 @@
 
 namespace kvserve {
 
-// nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI (or F16C/FMA).
+// nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI or FMA (F16C comes with them).
 const DotKernels* Avx512DotKernels();
 
 // QuantizeActivationQ8 in AVX-512 (nullptr without it) and in portable code; both give
