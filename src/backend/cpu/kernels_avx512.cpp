@@ -156,7 +156,8 @@ KV_AVX512 inline __m512 SpreadPair(__m128 v) {
 }
 KV_AVX512 inline __m512 WeightScales(uint32_t two_fp16) { return SpreadPair(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(two_fp16)))); }
 KV_AVX512 inline __m512 ActivationScales(const float* xs, int64_t b, bool pair) {
-  return SpreadPair(pair ? _mm_castpd_ps(_mm_load_sd(reinterpret_cast<const double*>(xs + b))) : _mm_load_ss(xs + b));
+  // _mm_loadl_epi64 is an unaligned 8-byte load (_mm_load_sd would be a misaligned double).
+  return SpreadPair(pair ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xs + b))) : _mm_load_ss(xs + b));
 }
 KV_AVX512 inline __m512i ActivationBytes(const int8_t* xq, int64_t b, bool pair) {
   return pair ? _mm512_loadu_si512(xq + b * 32) : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)));
