@@ -291,38 +291,20 @@ KV_AVX2 void Q4_0TileAvx2Row(const void* wv, const int8_t* xq, int64_t qs, const
 
 // Multi-row AVX2 tiles: the one-row tile per row (AVX2 has too few registers for a
 // register-blocked rows x tokens tile; the AVX-512 set has one).
-void F32TileAvx2(const void* w, size_t rb, int rows, const float* x, int64_t xs, int64_t n, float* out) {
+template <typename Elem, void (*RowTile)(const Elem*, const float*, int64_t, int64_t, float*)>
+void FloatTileFromRows(const void* w, size_t rb, int rows, const float* x, int64_t xs, int64_t n, float* out) {
   float o[kDotTile];
   for (int r = 0; r < rows; ++r) {
-    F32TileAvx2Row(reinterpret_cast<const float*>(static_cast<const uint8_t*>(w) + r * rb), x, xs, n, o);
+    RowTile(reinterpret_cast<const Elem*>(static_cast<const uint8_t*>(w) + r * rb), x, xs, n, o);
     for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = o[t];
   }
 }
-void F16TileAvx2(const void* w, size_t rb, int rows, const float* x, int64_t xs, int64_t n, float* out) {
+template <void (*RowTile)(const void*, const int8_t*, int64_t, const float*, int64_t, int64_t, float*)>
+void QuantTileFromRows(const void* w, size_t rb, int rows, const int8_t* xq, int64_t qs, const float* xs, int64_t ss, int64_t n,
+                       float* out) {
   float o[kDotTile];
   for (int r = 0; r < rows; ++r) {
-    F16TileAvx2Row(reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(w) + r * rb), x, xs, n, o);
-    for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = o[t];
-  }
-}
-void BF16TileAvx2(const void* w, size_t rb, int rows, const float* x, int64_t xs, int64_t n, float* out) {
-  float o[kDotTile];
-  for (int r = 0; r < rows; ++r) {
-    BF16TileAvx2Row(reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(w) + r * rb), x, xs, n, o);
-    for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = o[t];
-  }
-}
-void Q8_0TileAvx2(const void* w, size_t rb, int rows, const int8_t* xq, int64_t qs, const float* xs, int64_t ss, int64_t n, float* out) {
-  float o[kDotTile];
-  for (int r = 0; r < rows; ++r) {
-    Q8_0TileAvx2Row(static_cast<const uint8_t*>(w) + r * rb, xq, qs, xs, ss, n, o);
-    for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = o[t];
-  }
-}
-void Q4_0TileAvx2(const void* w, size_t rb, int rows, const int8_t* xq, int64_t qs, const float* xs, int64_t ss, int64_t n, float* out) {
-  float o[kDotTile];
-  for (int r = 0; r < rows; ++r) {
-    Q4_0TileAvx2Row(static_cast<const uint8_t*>(w) + r * rb, xq, qs, xs, ss, n, o);
+    RowTile(static_cast<const uint8_t*>(w) + r * rb, xq, qs, xs, ss, n, o);
     for (int t = 0; t < kDotTile; ++t) out[t * kTileRows + r] = o[t];
   }
 }
@@ -336,8 +318,18 @@ KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64
 
 const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
                              F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar, "scalar"};
-const DotKernels kAvx2 = {DotF32Avx2,  DotF16Avx2,   DotBF16Avx2,  DotQ8_0Avx2,  DotQ4_0Avx2, F32TileAvx2,
-                           F16TileAvx2, BF16TileAvx2, Q8_0TileAvx2, Q4_0TileAvx2, ScaleAxpyAvx2, "avx2"};
+const DotKernels kAvx2 = {DotF32Avx2,
+                           DotF16Avx2,
+                           DotBF16Avx2,
+                           DotQ8_0Avx2,
+                           DotQ4_0Avx2,
+                           FloatTileFromRows<float, F32TileAvx2Row>,
+                           FloatTileFromRows<uint16_t, F16TileAvx2Row>,
+                           FloatTileFromRows<uint16_t, BF16TileAvx2Row>,
+                           QuantTileFromRows<Q8_0TileAvx2Row>,
+                           QuantTileFromRows<Q4_0TileAvx2Row>,
+                           ScaleAxpyAvx2,
+                           "avx2"};
 
 }  // namespace
 
