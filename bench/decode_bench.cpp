@@ -24,6 +24,7 @@
 
 #include <fmt/format.h>
 
+#include "read_sum.h"
 #include "backend/cpu/cpu_backend.h"
 #include "model/model.h"
 #include "tools/synth_model.h"
@@ -82,40 +83,33 @@ std::string LoadAverage() {
 
 // --- memory bandwidth -------------------------------------------------------------
 
-// Sums 64-bit words of [p, p + n) with independent accumulators, so the loop is bound
-// by loads, not by an add chain.
-uint64_t ReadSum(const uint64_t* p, size_t n) {
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
-    a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
-  }
-  for (; i < n; ++i) a0 += p[i];
-  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+// Time of one streaming read of `buf` by `threads` threads.
+double TimedRead(const std::vector<uint64_t>& buf, int threads, uint64_t* sink) {
+  const auto t0 = Clock::now();
+  std::vector<std::thread> pool;
+  std::vector<uint64_t> sums(threads);
+  const size_t n = buf.size();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
+  for (auto& th : pool) th.join();
+  const double secs = Seconds(t0, Clock::now());
+  for (uint64_t s : sums) *sink ^= s;
+  return secs;
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
 Rate MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int reps) {
   Rate best;
-  std::vector<uint64_t> sinks(threads);
+  uint64_t sink = 0;
+  const double bytes = static_cast<double>(buf.size() * sizeof(uint64_t));
   for (int r = 0; r < reps; ++r) {
-    const auto t0 = Clock::now();
     const double c0 = ProcessCpuSeconds();
-    std::vector<std::thread> pool;
-    const size_t n = buf.size();
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] { sinks[t] += ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
-    }
-    for (auto& th : pool) th.join();
-    const double secs = Seconds(t0, Clock::now());
+    const double secs = TimedRead(buf, threads, &sink);
     const double cpu = (ProcessCpuSeconds() - c0) / threads;
-    best.wall = std::max(best.wall, static_cast<double>(n * sizeof(uint64_t)) / secs);
-    best.cpu = std::max(best.cpu, static_cast<double>(n * sizeof(uint64_t)) / cpu);
+    best.wall = std::max(best.wall, bytes / secs);
+    best.cpu = std::max(best.cpu, bytes / cpu);
   }
-  uint64_t all = 0;
-  for (uint64_t s : sinks) all ^= s;
-  if (all == 0x5EED) std::fprintf(stderr, " ");  // keeps the sums observable
+  if (sink == 0x5EED) std::fprintf(stderr, " ");  // keeps the sums observable
   return best;
 }
 
@@ -176,20 +170,6 @@ BatchDescriptor SequenceBatch(const std::vector<int32_t>& tokens, int context_le
   b.seqs.push_back(s);
   b.logit_rows.push_back(n - 1);
   return b;
-}
-
-// Time of one streaming read of `buf` by `threads` threads.
-double TimedRead(const std::vector<uint64_t>& buf, int threads, uint64_t* sink) {
-  const auto t0 = Clock::now();
-  std::vector<std::thread> pool;
-  std::vector<uint64_t> sums(threads);
-  const size_t n = buf.size();
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
-  for (auto& th : pool) th.join();
-  const double secs = Seconds(t0, Clock::now());
-  for (uint64_t s : sums) *sink ^= s;
-  return secs;
 }
 
 double Median(std::vector<double> v) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "read_sum.h"
 #include "backend/cpu/kernels.h"
 #include "model/model.h"
 #include "model/quant.h"
@@ -29,15 +30,6 @@ using Clock = std::chrono::steady_clock;
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-uint64_t ReadSum(const uint64_t* p, size_t n) {
-  uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-  for (size_t i = 0; i + 8 <= n; i += 8) {
-    a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
-    a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
-  }
-  return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
 }
 
 int Main(int argc, char** argv) {
