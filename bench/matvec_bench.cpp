@@ -9,16 +9,26 @@
 // contender alike; each reports its fastest pass (the least disturbed one: on this
 // VM, memory stalls of 100+ ms come and go with other tenants) and its median.
 //
-// Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni]
+// With --threads N (N > 1) the pass runs on the CPU backend's thread pool instead, the
+// way a decode step does (one parallel section per matrix, each thread starting on one
+// contiguous range of rows, with and without taking over a slower thread's rest), and
+// in two other ways for comparison: one section over the rows of all matrices at once
+// (no barrier between matrices), and each matrix's rows dealt out round robin in
+// chunks of 16 or 64 rows (what a finer split costs: every jump restarts the hardware
+// prefetcher), against a read by N threads.
+//
+// Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni] [--threads N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "read_sum.h"
 #include "backend/cpu/kernels.h"
+#include "backend/cpu/thread_pool.h"
 #include "model/model.h"
 #include "model/quant.h"
 
@@ -32,16 +42,97 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+uint64_t ThreadedRead(const std::vector<uint64_t>& buf, int threads) {
+  std::vector<std::thread> pool;
+  std::vector<uint64_t> sums(threads);
+  const size_t n = buf.size();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
+  for (auto& th : pool) th.join();
+  uint64_t s = 0;
+  for (uint64_t v : sums) s ^= v;
+  return s;
+}
+
+int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, int threads, int reps, double bytes,
+                   const std::vector<uint64_t>& stream, const std::vector<float>& x, const std::vector<int8_t>& xq,
+                   const std::vector<float>& xs, const char* path) {
+  ThreadPool pool(threads);
+  int64_t max_rows = 0, max_cols = 0, all_rows = 0;
+  for (const Tensor* t : mats) {
+    max_rows = std::max(max_rows, t->rows());
+    max_cols = std::max(max_cols, t->cols());
+    all_rows += t->rows();
+  }
+  std::vector<float> y(max_rows);
+  std::vector<std::vector<float>> scratch(threads, std::vector<float>(max_cols));
+  constexpr int64_t kGrain = 16;
+  auto per_matrix = [&](bool steal) {
+    for (const Tensor* t : mats) {
+      pool.ParallelFor(t->rows(), [&](int64_t b, int64_t e, int tid) {
+        DotRows(k, *t, x.data(), xq.data(), xs.data(), b, e, y.data() + b, scratch[tid].data());
+      }, ThreadPool::Options{.grain = kGrain, .steal = steal, .claim = 4});
+    }
+  };
+  auto one_section = [&] {
+    // Rows of all matrices as one range; a thread's range may span matrices.
+    pool.ParallelFor(all_rows, [&](int64_t b, int64_t e, int tid) {
+      int64_t base = 0;
+      for (const Tensor* t : mats) {
+        const int64_t lo = std::max(b, base), hi = std::min(e, base + t->rows());
+        if (lo < hi) DotRows(k, *t, x.data(), xq.data(), xs.data(), lo - base, hi - base, y.data() + (lo - base), scratch[tid].data());
+        base += t->rows();
+      }
+    }, kGrain);
+  };
+  auto round_robin = [&](int64_t chunk) {
+    for (const Tensor* t : mats) {
+      const int64_t rows = t->rows();
+      pool.ParallelFor(threads, [&](int64_t b, int64_t e, int tid) {
+        for (int64_t part = b; part < e; ++part)
+          for (int64_t r = part * chunk; r < rows; r += threads * chunk)
+            DotRows(k, *t, x.data(), xq.data(), xs.data(), r, std::min(rows, r + chunk), y.data() + r, scratch[tid].data());
+      });
+    }
+  };
+  const char* names[] = {"streaming read (the limit)", "one section per matrix, fixed split", "one section per matrix, stealing",
+                         "one section for all matrices", "per matrix, 16-row chunks round robin", "per matrix, 64-row chunks round robin"};
+  constexpr int kPasses = 6;
+  std::vector<std::vector<double>> secs(kPasses);
+  uint64_t sink = 0;
+  for (int r = 0; r < reps; ++r) {
+    for (int c = 0; c < kPasses; ++c) {
+      const auto t0 = Clock::now();
+      if (c == 0) sink += ThreadedRead(stream, threads);
+      else if (c == 1) per_matrix(false);
+      else if (c == 2) per_matrix(true);
+      else if (c == 3) one_section();
+      else round_robin(c == 4 ? 16 : 64);
+      secs[c].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+  }
+  auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
+  std::printf("%s: %.1f MiB of layer and output matrices, %s kernels, %d threads, %d interleaved passes each\n\n", path,
+              bytes / 1048576.0, k.name, threads, reps);
+  std::printf("| pass | best ms | best GB/s | fraction of read (best) | median ms | fraction of read (median) |\n|---|---:|---:|---:|---:|---:|\n");
+  for (int c = 0; c < kPasses; ++c)
+    std::printf("| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", names[c], best(secs[c]) * 1e3, bytes / best(secs[c]) / 1e9,
+                100.0 * best(secs[0]) / best(secs[c]), Median(secs[c]) * 1e3, 100.0 * Median(secs[0]) / Median(secs[c]));
+  if (sink == 42 || y[0] == 1234.5f) std::printf(" ");
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   if (argc < 2) {
     std::fprintf(stderr, "usage: matvec_bench MODEL [--reps N] [--kernels a,b]\n");
     return 2;
   }
-  int reps = 15;
+  int reps = 15, threads = 1;
   std::string only;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--kernels")) only = std::string(",") + argv[i + 1] + ",";
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::max(1, std::atoi(argv[i + 1]));
   }
   auto model = LoadModel(argv[1]);
   if (!model.ok()) {
@@ -74,6 +165,7 @@ int Main(int argc, char** argv) {
 
   // Warm-up: fault in the mapped weights once.
   for (const Tensor* t : mats) DotRows(*sets.front(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
+  if (threads > 1) return ThreadedPasses(mats, *sets.back(), threads, reps, bytes, stream, x, xq, xs, argv[1]);
   std::vector<std::vector<double>> secs(sets.size() + 1);
   uint64_t sink = 0;
   for (int r = 0; r < reps; ++r) {

@@ -23,6 +23,37 @@ void QuantizeActivationQ8Scalar(const float* x, int64_t n, int8_t* qs, float* sc
   }
 }
 
+namespace {
+// DotKernels::attend from a kernel set's own dot product and scale_axpy, one key at a
+// time (the scalar and AVX2 sets; the AVX-512 set has a vectorized one).
+template <float (*Dot)(const float*, const float*, int64_t), void (*Axpy)(float, float, const float*, float*, int64_t)>
+void AttendOneKeyAtATime(const float* q, const float* k, const float* v, int64_t n, int64_t d, float scale, float* m,
+                         float* sum, float* out) {
+  // Scores a chunk at a time, then one rescale of the accumulator if the max grew.
+  constexpr int64_t kChunk = 64;
+  float sc[kChunk];
+  for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
+    const int64_t cnt = std::min(kChunk, n - j0);
+    float bm = *m;
+    for (int64_t j = 0; j < cnt; ++j) {
+      sc[j] = Dot(k + (j0 + j) * d, q, d) * scale;
+      bm = std::max(bm, sc[j]);
+    }
+    if (bm > *m) {
+      const float r = std::exp(*m - bm);  // 0 before the first key
+      *sum *= r;
+      Axpy(r, 0.0f, v, out, d);
+      *m = bm;
+    }
+    for (int64_t j = 0; j < cnt; ++j) {
+      const float e = std::exp(sc[j] - *m);
+      *sum += e;
+      Axpy(1.0f, e, v + (j0 + j) * d, out, d);
+    }
+  }
+}
+}  // namespace
+
 void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
   static const auto impl = [] {
     auto* simd = Avx512QuantizeActivationQ8();
@@ -317,7 +348,8 @@ KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64
 }
 
 const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
-                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar, "scalar"};
+                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar,
+                             AttendOneKeyAtATime<DotF32Scalar, ScaleAxpyScalar>, "scalar"};
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,
                            DotBF16Avx2,
@@ -329,6 +361,7 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            QuantTileFromRows<Q8_0TileAvx2Row>,
                            QuantTileFromRows<Q4_0TileAvx2Row>,
                            ScaleAxpyAvx2,
+                           AttendOneKeyAtATime<DotF32Avx2, ScaleAxpyAvx2>,
                            "avx2"};
 
 }  // namespace

@@ -15,6 +15,9 @@
 #endif
 #include <immintrin.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/kernels_internal.h"
 #include "model/quant.h"
@@ -252,6 +255,79 @@ KV_AVX512 void ScaleAxpy(float scale, float a, const float* x, float* y, int64_t
   }
 }
 
+// exp(x) for 16 lanes: 2^n * e^r with n = round(x / ln 2) and |r| <= ln 2 / 2 (a
+// degree-6 Taylor polynomial, relative error ~1e-7); inputs below -100 give 0.
+KV_AVX512 inline __m512 Exp(__m512 x) {
+  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-100.0f)), _mm512_set1_ps(88.0f));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  // ln 2 in two parts, so r keeps its low bits.
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 720);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+// out[0, d) += sum over j < cnt of e[j] * v row j. C = d / 16 accumulators stay in
+// registers across the keys (C = 0: any d, one masked chunk at a time).
+template <int C>
+KV_AVX512 inline void AccumulateValues(const float* e, int cnt, const float* v, int64_t d, float* out) {
+  if constexpr (C > 0) {
+    __m512 acc[C];
+    for (int c = 0; c < C; ++c) acc[c] = _mm512_loadu_ps(out + 16 * c);
+    for (int j = 0; j < cnt; ++j) {
+      const __m512 ej = _mm512_set1_ps(e[j]);
+      for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(ej, _mm512_loadu_ps(v + j * d + 16 * c), acc[c]);
+    }
+    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
+  } else {
+    for (int64_t i = 0; i < d; i += 16) {
+      const __mmask16 m = i + 16 <= d ? static_cast<__mmask16>(0xFFFF) : TailMask(d - i);
+      __m512 acc = _mm512_maskz_loadu_ps(m, out + i);
+      for (int j = 0; j < cnt; ++j) acc = _mm512_fmadd_ps(_mm512_set1_ps(e[j]), _mm512_maskz_loadu_ps(m, v + j * d + i), acc);
+      _mm512_mask_storeu_ps(out + i, m, acc);
+    }
+  }
+}
+
+// DotKernels::attend, 16 keys at a time: their scores, one rescale if the max grew,
+// 16 exponentials in one go, then the values.
+KV_AVX512 void Attend(const float* q, const float* k, const float* v, int64_t n, int64_t d, float scale, float* m, float* sum,
+                      float* out) {
+  alignas(64) float sc[16];
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int cnt = static_cast<int>(std::min<int64_t>(16, n - j0));
+    for (int j = 0; j < cnt; ++j) sc[j] = DotFloat<F32Load>(k + (j0 + j) * d, q, d) * scale;
+    const __mmask16 live = TailMask(cnt);
+    const __m512 s = _mm512_mask_loadu_ps(_mm512_set1_ps(-INFINITY), live, sc);
+    const float bm = std::max(*m, _mm512_reduce_max_ps(s));
+    if (bm > *m) {
+      const float r = std::exp(*m - bm);  // 0 before the first key
+      *sum *= r;
+      const __m512 vr = _mm512_set1_ps(r);
+      for (int64_t i = 0; i < d; i += 16) {
+        const __mmask16 mm = i + 16 <= d ? static_cast<__mmask16>(0xFFFF) : TailMask(d - i);
+        _mm512_mask_storeu_ps(out + i, mm, _mm512_mul_ps(vr, _mm512_maskz_loadu_ps(mm, out + i)));
+      }
+      *m = bm;
+    }
+    const __m512 e = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(s, _mm512_set1_ps(*m))));
+    *sum += _mm512_reduce_add_ps(e);
+    _mm512_store_ps(sc, e);
+    const float* vj = v + j0 * d;
+    switch (d) {
+      case 64: AccumulateValues<4>(sc, cnt, vj, d, out); break;
+      case 128: AccumulateValues<8>(sc, cnt, vj, d, out); break;
+      default: AccumulateValues<0>(sc, cnt, vj, d, out); break;
+    }
+  }
+}
+
 // Two blocks of 32 at a time: |x| max per block, d = max / 127, q = round(x / d).
 KV_AVX512 void QuantizeQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -280,6 +356,7 @@ const DotKernels kAvx512 = {DotF32,
                             QuantTile<Q8Blocks>,
                             QuantTile<Q4Blocks>,
                             ScaleAxpy,
+                            Attend,
                             "avx512-vnni"};
 
 }  // namespace

@@ -201,6 +201,43 @@ TEST(Kernels, ScaleAxpyMatchesScalar) {
   }
 }
 
+// attend over n keys, fed in pieces of `piece` keys (as the backend feeds one KV
+// block at a time), against softmax(scale q.K) V in double.
+TEST(Kernels, AttendMatchesExactSoftmaxAttention) {
+  std::mt19937 rng(8);
+  for (int64_t d : {8, 24, 64, 80, 128})
+    for (int64_t n : {1, 5, 16, 17, 40, 130})
+      for (int64_t piece : {int64_t{1}, int64_t{7}, int64_t{16}, n})
+        for (float spread : {0.3f, 4.0f}) {  // 4: scores far apart, exercises the rescale and underflow
+          auto q = RandomRow(d, rng, spread), k = RandomRow(n * d, rng), v = RandomRow(n * d, rng);
+          const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+          std::vector<double> s(n), want(d, 0.0);
+          double mx = -INFINITY, total = 0;
+          for (int64_t j = 0; j < n; ++j) {
+            double dot = 0;
+            for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[j * d + i];
+            s[j] = dot * scale;
+            mx = std::max(mx, s[j]);
+          }
+          for (int64_t j = 0; j < n; ++j) {
+            const double e = std::exp(s[j] - mx);
+            total += e;
+            for (int64_t i = 0; i < d; ++i) want[i] += e * v[j * d + i];
+          }
+          for (const DotKernels* kernels : AvailableDotKernels()) {
+            std::vector<float> out(d, 0.0f);
+            float m = -INFINITY, sum = 0;
+            for (int64_t j0 = 0; j0 < n; j0 += piece) {
+              const int64_t cnt = std::min(piece, n - j0);
+              kernels->attend(q.data(), k.data() + j0 * d, v.data() + j0 * d, cnt, d, static_cast<float>(scale), &m, &sum, out.data());
+            }
+            ASSERT_NEAR(m, mx, 1e-4 * (1 + std::fabs(mx))) << kernels->name;
+            for (int64_t i = 0; i < d; ++i)
+              ASSERT_NEAR(out[i] / sum, want[i] / total, 2e-5) << kernels->name << " d=" << d << " n=" << n << " piece=" << piece << " i=" << i;
+          }
+        }
+}
+
 TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
   std::mt19937 rng(5);
   const int64_t rows = 7, cols = 256;
