@@ -71,7 +71,7 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, 
     for (const Tensor* t : mats) {
       pool.ParallelFor(t->rows(), [&](int64_t b, int64_t e, int tid) {
         DotRows(k, *t, x.data(), xq.data(), xs.data(), b, e, y.data() + b, scratch[tid].data());
-      }, ThreadPool::Options{.grain = kGrain, .steal = steal, .claim = 4});
+      }, ThreadPool::Options{.grain = kGrain, .steal = steal, .claim = 8});
     }
   };
   auto one_section = [&] {

@@ -67,7 +67,7 @@ class CpuBackend final : public Backend {
   // A product's rows are shared out kRowChunk at a time, and a thread that runs out
   // takes over the rest of a slower one's rows (without that, one of two threads
   // waited for the other ~30% of a decode product's time on this VM; with it ~6%).
-  static constexpr ThreadPool::Options kProductRows{.grain = kRowChunk, .steal = true, .claim = 4};
+  static constexpr ThreadPool::Options kProductRows{.grain = kRowChunk, .steal = true, .claim = 8};
   // The fast path's pieces: x's Q8 form into xq_/xs_ when q8; then
   // part[t * kRowChunk + (r - rb)] = dot(w row r, x row t) for r in [rb, re), re - rb <= kRowChunk.
   void PrepareActivations(bool q8, const float* x, int64_t in, int64_t T);

@@ -82,7 +82,10 @@ void ThreadPool::RunOwn(int index) {
   const int64_t n = job_n_, grain = job_grain_, claim = std::max<int64_t>(1, job_options_.claim);
   uint64_t r = mine.load(std::memory_order_acquire);
   while (Front(r) < Back(r)) {
-    const uint32_t f = Front(r), take = static_cast<uint32_t>(std::min<int64_t>(claim, Back(r) - f));
+    // Big claims while much is left (few atomic operations), single grains at the end
+    // (a thread that finishes first then waits for at most one grain of another's).
+    const uint32_t f = Front(r), left = Back(r) - f;
+    const uint32_t take = static_cast<uint32_t>(std::clamp<int64_t>(left / 4, 1, claim));
     if (mine.compare_exchange_weak(r, Pack(f + take, Back(r)), std::memory_order_acq_rel)) {
       (*job_)(f * grain, std::min(n, (f + take) * grain), index);
       r = mine.load(std::memory_order_acquire);
