@@ -74,7 +74,10 @@ class CpuBackend final : public Backend {
   void ProductRows(const Tensor& w, const float* x, bool q8, int64_t T, int64_t rb, int64_t re, float* part,
                    float* scratch) const;
   void RmsNorm(const float* x, const float* w, float* y, int64_t T, int n) const;
-  void Rope(float* v, int64_t T, int n_heads, const std::vector<int32_t>& positions) const;
+  // The rotation of each new token's position, cos and sin per frequency: the same for
+  // every layer and for q and k, so computed once per forward pass.
+  void RopeTable(const std::vector<int32_t>& positions);
+  void Rope(float* v, int64_t T, int n_heads) const;
   void Attention(const BatchDescriptor& batch, int layer, const float* q, float* out);
 
   const Model& model_;
@@ -95,6 +98,7 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<float>> thread_scratch_;
   std::vector<std::vector<float>> thread_part_;  // 2 x T x kRowChunk per thread (gate and up)
   std::vector<int32_t> token_seq_;  // new token -> its sequence index
+  std::vector<float> rope_cos_, rope_sin_;  // [T, head_dim / 2]
 };
 
 Status CpuBackend::Validate(const BatchDescriptor& b, size_t logits_size) const {
@@ -258,20 +262,31 @@ void CpuBackend::RmsNorm(const float* x, const float* w, float* y, int64_t T, in
   }
 }
 
-void CpuBackend::Rope(float* v, int64_t T, int n_heads, const std::vector<int32_t>& positions) const {
-  const int D = cfg_.head_dim, half = D / 2;
-  for (int64_t t = 0; t < T; ++t) {
-    const double pos = positions[t];
+void CpuBackend::RopeTable(const std::vector<int32_t>& positions) {
+  const int half = cfg_.head_dim / 2;
+  rope_cos_.resize(positions.size() * half);
+  rope_sin_.resize(positions.size() * half);
+  for (size_t t = 0; t < positions.size(); ++t)
     for (int i = 0; i < half; ++i) {
-      const double angle = pos * model_.rope_inv_freq[i];
-      const float c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
-      for (int h = 0; h < n_heads; ++h) {
-        float* head = v + (t * n_heads + h) * D;
-        const int a = cfg_.rope_style == RopeStyle::kAdjacentPairs ? 2 * i : i;
-        const int b = cfg_.rope_style == RopeStyle::kAdjacentPairs ? 2 * i + 1 : i + half;
+      const double angle = static_cast<double>(positions[t]) * model_.rope_inv_freq[i];
+      rope_cos_[t * half + i] = static_cast<float>(std::cos(angle));
+      rope_sin_[t * half + i] = static_cast<float>(std::sin(angle));
+    }
+}
+
+void CpuBackend::Rope(float* v, int64_t T, int n_heads) const {
+  const int D = cfg_.head_dim, half = D / 2;
+  const bool adjacent = cfg_.rope_style == RopeStyle::kAdjacentPairs;
+  for (int64_t t = 0; t < T; ++t) {
+    const float* cs = rope_cos_.data() + t * half;
+    const float* sn = rope_sin_.data() + t * half;
+    for (int h = 0; h < n_heads; ++h) {
+      float* head = v + (t * n_heads + h) * D;
+      for (int i = 0; i < half; ++i) {
+        const int a = adjacent ? 2 * i : i, b = adjacent ? 2 * i + 1 : i + half;
         const float x0 = head[a], x1 = head[b];
-        head[a] = x0 * c - x1 * s;
-        head[b] = x0 * s + x1 * c;
+        head[a] = x0 * cs[i] - x1 * sn[i];
+        head[b] = x0 * sn[i] + x1 * cs[i];
       }
     }
   }
@@ -284,7 +299,7 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
   const bool reference = config_.precision == Precision::kReference;
   pool_.ParallelFor(T * H, [&](int64_t i0, int64_t i1, int tid) {
     std::vector<float>& scores = thread_scratch_[tid];
-    std::vector<double> acc(D);
+    std::vector<double> acc(reference ? D : 0);
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t t = item / H;
       const int h = static_cast<int>(item % H), kvh = h / group;
@@ -354,6 +369,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   thread_part_.resize(pool_.num_threads());
   for (auto& s : thread_part_) s.resize(std::max<size_t>(s.size(), 2 * T * kRowChunk));
   token_seq_.resize(T);
+  RopeTable(b.positions);
   for (size_t s = 0; s < b.seqs.size(); ++s)
     for (int32_t j = 0; j < b.seqs[s].num_tokens; ++j) token_seq_[b.seqs[s].token_begin + j] = static_cast<int32_t>(s);
 
@@ -382,8 +398,8 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
     add_bias(v_.data(), L.bv, KVd);
     head_norm(q_.data(), L.q_norm, cfg_.num_heads);
     head_norm(k_.data(), L.k_norm, cfg_.num_kv_heads);
-    Rope(q_.data(), T, cfg_.num_heads, b.positions);
-    Rope(k_.data(), T, cfg_.num_kv_heads, b.positions);
+    Rope(q_.data(), T, cfg_.num_heads);
+    Rope(k_.data(), T, cfg_.num_kv_heads);
     // Write the new tokens' K/V into their slots before attention (causal within the chunk).
     for (int64_t t = 0; t < T; ++t) {
       const SequenceSlice& seq = b.seqs[token_seq_[t]];
