@@ -86,15 +86,8 @@ std::string LoadAverage() {
 // Time of one streaming read of `buf` by `threads` threads.
 double TimedRead(const std::vector<uint64_t>& buf, int threads, uint64_t* sink) {
   const auto t0 = Clock::now();
-  std::vector<std::thread> pool;
-  std::vector<uint64_t> sums(threads);
-  const size_t n = buf.size();
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
-  for (auto& th : pool) th.join();
-  const double secs = Seconds(t0, Clock::now());
-  for (uint64_t s : sums) *sink ^= s;
-  return secs;
+  *sink ^= ThreadedReadSum(buf, threads);
+  return Seconds(t0, Clock::now());
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.

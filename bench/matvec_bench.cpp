@@ -23,7 +23,6 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "read_sum.h"
@@ -40,18 +39,6 @@ using Clock = std::chrono::steady_clock;
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
-}
-
-uint64_t ThreadedRead(const std::vector<uint64_t>& buf, int threads) {
-  std::vector<std::thread> pool;
-  std::vector<uint64_t> sums(threads);
-  const size_t n = buf.size();
-  for (int t = 0; t < threads; ++t)
-    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
-  for (auto& th : pool) th.join();
-  uint64_t s = 0;
-  for (uint64_t v : sums) s ^= v;
-  return s;
 }
 
 int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, int threads, int reps, double bytes,
@@ -103,7 +90,7 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, 
   for (int r = 0; r < reps; ++r) {
     for (int c = 0; c < kPasses; ++c) {
       const auto t0 = Clock::now();
-      if (c == 0) sink += ThreadedRead(stream, threads);
+      if (c == 0) sink += ThreadedReadSum(stream, threads);
       else if (c == 1) per_matrix(false);
       else if (c == 2) per_matrix(true);
       else if (c == 3) one_section();

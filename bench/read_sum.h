@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <thread>
+#include <vector>
 
 namespace kvserve {
 
@@ -17,6 +19,20 @@ inline uint64_t ReadSum(const uint64_t* p, size_t n) {
   }
   for (; i < n; ++i) a0 += p[i];
   return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+// One streaming read of `buf` by `threads` threads, each summing a contiguous share;
+// returns the sums folded together (the caller keeps it observable).
+inline uint64_t ThreadedReadSum(const std::vector<uint64_t>& buf, int threads) {
+  std::vector<std::thread> pool;
+  std::vector<uint64_t> sums(threads);
+  const size_t n = buf.size();
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] { sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads); });
+  for (auto& th : pool) th.join();
+  uint64_t s = 0;
+  for (uint64_t v : sums) s ^= v;
+  return s;
 }
 
 }  // namespace kvserve
