@@ -309,11 +309,7 @@ KV_AVX512 void Attend(const float* q, const float* k, const float* v, int64_t n,
     if (bm > *m) {
       const float r = std::exp(*m - bm);  // 0 before the first key
       *sum *= r;
-      const __m512 vr = _mm512_set1_ps(r);
-      for (int64_t i = 0; i < d; i += 16) {
-        const __mmask16 mm = i + 16 <= d ? static_cast<__mmask16>(0xFFFF) : TailMask(d - i);
-        _mm512_mask_storeu_ps(out + i, mm, _mm512_mul_ps(vr, _mm512_maskz_loadu_ps(mm, out + i)));
-      }
+      ScaleAxpy(r, 0.0f, out, out, d);  // out *= r
       *m = bm;
     }
     const __m512 e = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(s, _mm512_set1_ps(*m))));

@@ -24,9 +24,9 @@ constexpr int kSpinIterations = 4096;
 
 inline void CpuRelax() { _mm_pause(); }
 
-// Waits until `value` differs from `old` (or until `done()`), spinning first.
+// Waits until done(value), spinning first; returns the value that satisfied it.
 template <typename T, typename Done>
-T SpinThenWait(const std::atomic<T>& value, T old, Done done) {
+T SpinThenWait(const std::atomic<T>& value, Done done) {
   for (int i = 0; i < kSpinIterations; ++i) {
     const T v = value.load(std::memory_order_acquire);
     if (done(v)) return v;
@@ -37,7 +37,6 @@ T SpinThenWait(const std::atomic<T>& value, T old, Done done) {
     if (done(v)) return v;
     value.wait(v, std::memory_order_acquire);
   }
-  (void)old;
 }
 }  // namespace
 
@@ -55,20 +54,11 @@ ThreadPool::~ThreadPool() {
 void ThreadPool::Worker(int index) {
   uint32_t seen = 0;
   while (true) {
-    seen = SpinThenWait(generation_, seen, [seen](uint32_t g) { return g != seen; });
+    seen = SpinThenWait(generation_, [seen](uint32_t g) { return g != seen; });
     if (stop_) return;
     RunShare(index);
     if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) pending_.notify_one();
   }
-}
-
-void ThreadPool::StaticRange(int64_t n, int64_t grain, int index, int64_t* begin, int64_t* end) const {
-  if (num_threads_ == 1 || n <= std::max<int64_t>(1, grain)) {
-    *begin = index == 0 ? 0 : n;
-    *end = n;
-    return;
-  }
-  Range(n, std::max<int64_t>(1, grain), num_threads_, index, begin, end);
 }
 
 namespace {
@@ -147,8 +137,8 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   job_grain_ = grain;
   job_options_ = options;
   if (options.steal) {
-    KV_CHECK_MSG((n + grain - 1) / grain < (int64_t{1} << 32), "ParallelFor: too many grains to steal");
     const int64_t units = (n + grain - 1) / grain;
+    KV_CHECK_MSG(units < (int64_t{1} << 32), "ParallelFor: too many grains to steal");
     for (int i = 0; i < num_threads_; ++i) {
       int64_t b, e;
       Range(units, 1, num_threads_, i, &b, &e);
@@ -159,7 +149,7 @@ void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_
   generation_.fetch_add(1, std::memory_order_release);
   generation_.notify_all();
   RunShare(0);
-  SpinThenWait(pending_, 0, [](int32_t p) { return p == 0; });
+  SpinThenWait(pending_, [](int32_t p) { return p == 0; });
 }
 
 }  // namespace kvserve

@@ -31,21 +31,17 @@ class ThreadPool {
 
   struct Options {
     int64_t grain = 1;
-    // Each thread starts on its StaticRange, claiming it from the front up to `claim`
-    // grains at a time (fewer near its end); a thread that runs out takes the back half of the largest range still
-    // left. fn may then be called several times per thread. For memory-bound loops:
-    // two threads rarely stream equally fast for a whole section, and with a fixed
-    // split the faster one waits (on this project's 2-vCPU VM, ~15% of a decode step).
+    // Each thread starts on the range a fixed split gives it and claims it from the
+    // front, up to `claim` grains at a time (fewer near its end); a thread that runs
+    // out takes the back half of the largest range still left. fn may then be called
+    // several times per thread. For memory-bound loops: two threads rarely stream
+    // equally fast for a whole section, and with a fixed split the faster one waits.
     // Taking whole halves from the back keeps every thread's reads long contiguous
     // runs (a jump costs the hardware prefetcher a restart).
     bool steal = false;
     int64_t claim = 8;
   };
   void ParallelFor(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, const Options& options);
-
-  // The range ParallelFor(n, fn, grain) gives thread `index` (with Options::steal:
-  // the range it starts on).
-  void StaticRange(int64_t n, int64_t grain, int index, int64_t* begin, int64_t* end) const;
 
  private:
   void Worker(int index);
