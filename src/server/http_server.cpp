@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
+#include <cerrno>
+#include <cstring>
 #include <ctime>
 #include <thread>
 
@@ -282,6 +285,14 @@ HttpServer::HttpServer(ServerConfig config, const Engine& engine, EngineLoop& lo
   http_->set_payload_max_length(size_t{16} << 20);
   http_->set_keep_alive_max_count(1000);
   http_->set_keep_alive_timeout(config_.keep_alive_s);
+  // httplib's default sets SO_REUSEPORT, which lets a second server bind the same port and
+  // silently take a share of its connections; SO_REUSEADDR alone still allows a restart
+  // while old connections sit in TIME_WAIT. The hook also remembers the socket for Bind().
+  http_->set_socket_options([this](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    listen_socket_ = sock;
+  });
   Routes();
 }
 
@@ -475,10 +486,16 @@ StatusOr<int> HttpServer::Bind() {
   if (port == 0) {
     port = http_->bind_to_any_port(config_.host);
     if (port <= 0) return Status::IOError(fmt::format("cannot bind {}:<any port>", config_.host));
-    return port;
-  }
-  if (!http_->bind_to_port(config_.host, port))
+  } else if (!http_->bind_to_port(config_.host, port)) {
     return Status::IOError(fmt::format("cannot bind {}:{} (in use, or not a local address)", config_.host, port));
+  }
+  // The packaged httplib listens with a backlog of 5 (compiled into its library). A burst
+  // of clients connecting at once overflows that: the kernel drops their SYNs and each waits
+  // out TCP's retransmit backoff (1, 3, 7, ... s), on a busy machine long enough to fail.
+  // listen() again on a listening socket only changes the backlog (the kernel caps it at
+  // net.core.somaxconn).
+  if (::listen(listen_socket_, SOMAXCONN) != 0)
+    return Status::IOError(fmt::format("cannot listen on {}:{}: {}", config_.host, port, std::strerror(errno)));
   return port;
 }
 

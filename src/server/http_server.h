@@ -72,6 +72,7 @@ class HttpServer {
   EngineLoop& loop_;
   Metrics& metrics_;
   std::unique_ptr<httplib::Server> http_;
+  int listen_socket_ = -1;  // set by the socket options hook while binding
   std::atomic<uint64_t> next_id_{1};
   std::atomic<int64_t> inflight_{0};
   std::atomic<bool> draining_{false};
