@@ -9,6 +9,7 @@
 //
 // Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
+//                     [--weights huge-pages|mapped] [--compare-weight-memory]
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -27,6 +28,7 @@
 #include "read_sum.h"
 #include "backend/cpu/cpu_backend.h"
 #include "model/model.h"
+#include "model/weight_memory.h"
 #include "tools/synth_model.h"
 
 namespace kvserve {
@@ -60,6 +62,8 @@ struct Args {
   int prompt = 256;
   size_t bw_bytes = size_t{1} << 30;
   int bw_reps = 5;
+  WeightMemory weights = WeightMemory::kHugePages;
+  bool compare_weight_memory = false;
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -84,14 +88,14 @@ std::string LoadAverage() {
 // --- memory bandwidth -------------------------------------------------------------
 
 // Time of one streaming read of `buf` by `threads` threads.
-double TimedRead(const std::vector<uint64_t>& buf, int threads, uint64_t* sink) {
+double TimedRead(std::span<const uint64_t> buf, int threads, uint64_t* sink) {
   const auto t0 = Clock::now();
   *sink ^= ThreadedReadSum(buf, threads);
   return Seconds(t0, Clock::now());
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
-Rate MeasureReadBandwidth(const std::vector<uint64_t>& buf, int threads, int reps) {
+Rate MeasureReadBandwidth(std::span<const uint64_t> buf, int threads, int reps) {
   Rate best;
   uint64_t sink = 0;
   const double bytes = static_cast<double>(buf.size() * sizeof(uint64_t));
@@ -173,7 +177,7 @@ double Median(std::vector<double> v) {
 // `read_buf`: as many bytes as one decode step reads; each timed step is followed by a
 // timed read of it with as many threads, so every step has its own bandwidth limit,
 // measured within a fraction of a second of it.
-StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, const std::vector<uint64_t>& read_buf) {
+StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std::span<const uint64_t> read_buf) {
   const int block_size = 16;
   CpuBackendConfig cfg;
   cfg.num_threads = threads;
@@ -245,6 +249,54 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, con
   return r;
 }
 
+// Decode steps alternating between two backends over the same weights, one reading
+// them from the file mapping and one from a huge-page copy: both see the same moments of
+// this VM's drifting bandwidth, so the per-pair ratio isolates the memory kind.
+struct WeightMemoryComparison {
+  double mapped_tps = 0, huge_tps = 0;  // 1 / median step
+  double speedup = 0;                   // median over pairs of mapped time / huge time
+  int64_t huge_bytes = -1;              // bytes of the copy the kernel backed with 2 MiB pages
+};
+
+StatusOr<WeightMemoryComparison> CompareWeightMemory(const Args& a, const Model& mapped, const Model& huge, int threads) {
+  const int block_size = 16;
+  CpuBackendConfig cfg;
+  cfg.num_threads = threads;
+  cfg.kv.block_size = block_size;
+  cfg.kv.num_blocks = (a.context + 2 * a.decode_steps + 2 + block_size - 1) / block_size + 1;
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_mapped, CreateCpuBackend(mapped, cfg));
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_huge, CreateCpuBackend(huge, cfg));
+  std::vector<float> logits(mapped.config.vocab_size);
+  std::mt19937 rng(99);
+  std::vector<int32_t> context(a.context);
+  for (auto& t : context) t = static_cast<int32_t>(rng() % std::min(mapped.config.vocab_size, 32000));
+  for (Backend* b : {on_mapped.get(), on_huge.get()}) {
+    KV_RETURN_IF_ERROR(b->Forward(SequenceBatch(context, 0, block_size), logits));
+    for (int s = 0; s < 2; ++s) KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({7}, a.context + s, block_size), logits));
+  }
+  std::vector<double> tm, th, ratios;
+  for (int s = 0; s < 2 * a.decode_steps; ++s) {
+    const int pos = a.context + 2 + s;
+    // Alternate which goes first, so neither always follows the other's cache footprint.
+    double t[2];
+    for (int k = 0; k < 2; ++k) {
+      Backend* b = (k == s % 2) ? on_mapped.get() : on_huge.get();
+      const auto t0 = Clock::now();
+      KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({static_cast<int32_t>(s % 100 + 5)}, pos, block_size), logits));
+      t[b == on_mapped.get() ? 0 : 1] = Seconds(t0, Clock::now());
+    }
+    tm.push_back(t[0]);
+    th.push_back(t[1]);
+    ratios.push_back(t[0] / t[1]);
+  }
+  WeightMemoryComparison c;
+  c.mapped_tps = 1.0 / Median(tm);
+  c.huge_tps = 1.0 / Median(th);
+  c.speedup = Median(ratios);
+  c.huge_bytes = huge.weight_region ? huge.weight_region->HugeBytes() : -1;
+  return c;
+}
+
 std::string DefaultCacheDir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -269,6 +321,15 @@ int Main(int argc, char** argv) {
     else if (k == "--decode-steps") a.decode_steps = std::stoi(val());
     else if (k == "--prompt") a.prompt = std::stoi(val());
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
+    else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
+    else if (k == "--weights") {
+      auto w = ParseWeightMemory(val());
+      if (!w.ok()) {
+        std::fprintf(stderr, "decode_bench: %s\n", w.status().message().c_str());
+        return 2;
+      }
+      a.weights = *w;
+    }
     else if (k == "--threads") {
       a.threads.clear();
       for (const std::string& t : Split(val(), ',')) a.threads.push_back(std::stoi(t));
@@ -295,10 +356,10 @@ int Main(int argc, char** argv) {
   std::printf("machine: %u hardware threads; load average (1 min) at start: %s\n\n", std::thread::hardware_concurrency(), LoadAverage().c_str());
   // Bandwidth first, with the buffer's pages already faulted in.
   std::vector<Rate> bw;
+  const bool huge = a.weights == WeightMemory::kHugePages;
   {
-    std::vector<uint64_t> buf(a.bw_bytes / sizeof(uint64_t));
-    for (size_t i = 0; i < buf.size(); ++i) buf[i] = i;
-    for (int t : a.threads) bw.push_back(MeasureReadBandwidth(buf, t, a.bw_reps));
+    const ReadBuffer buf(a.bw_bytes, huge);
+    for (int t : a.threads) bw.push_back(MeasureReadBandwidth(buf.words(), t, a.bw_reps));
   }
   std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n", a.bw_bytes >> 20, a.bw_reps);
   std::printf("| threads | GB/s (wall) | GB/s (CPU time) |\n|---:|---:|---:|\n");
@@ -326,11 +387,17 @@ int Main(int argc, char** argv) {
       rc = 1;
       continue;
     }
+    if (huge) {
+      if (Status s = CopyWeightsToHugePages(**model); !s.ok()) {
+        std::fprintf(stderr, "decode_bench: %s\n", s.message().c_str());
+        rc = 1;
+        continue;
+      }
+    }
     const double bytes = WeightBytesPerToken(**model);
-    std::vector<uint64_t> read_buf(static_cast<size_t>(bytes) / sizeof(uint64_t));
-    for (size_t i = 0; i < read_buf.size(); ++i) read_buf[i] = i;
+    const ReadBuffer read_buf(static_cast<size_t>(bytes), huge);
     for (size_t ti = 0; ti < a.threads.size(); ++ti) {
-      auto r = RunModel(a, **model, a.threads[ti], read_buf);
+      auto r = RunModel(a, **model, a.threads[ti], read_buf.words());
       if (!r.ok()) {
         std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
         rc = 1;
@@ -340,6 +407,33 @@ int Main(int argc, char** argv) {
                   bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps, 100.0 * r->paired_fraction, r->decode_tps.wall,
                   100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall, r->prefill_tps.cpu);
       std::fflush(stdout);
+    }
+  }
+  if (a.compare_weight_memory) {
+    std::printf("\n## Weight memory: huge-page copy vs file mapping (decode steps interleaved, %d pairs)\n\n", 2 * a.decode_steps);
+    std::printf("| model | dtype | threads | mapped tok/s (median) | huge pages tok/s (median) | speed-up (paired median) | MiB in 2 MiB pages |\n");
+    std::printf("|---|---|---:|---:|---:|---:|---:|\n");
+    for (const auto& [shape, dtype] : a.models) {
+      auto path = EnsureModel(a, shape, dtype);
+      if (!path.ok()) continue;
+      auto mapped = LoadModel(*path);
+      auto huge = LoadModel(*path);
+      if (!mapped.ok() || !huge.ok() || !CopyWeightsToHugePages(**huge).ok()) {
+        std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
+        rc = 1;
+        continue;
+      }
+      for (int t : a.threads) {
+        auto c = CompareWeightMemory(a, **mapped, **huge, t);
+        if (!c.ok()) {
+          std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
+          rc = 1;
+          continue;
+        }
+        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx | %.0f |\n", shape.c_str(), dtype.c_str(), t, c->mapped_tps, c->huge_tps, c->speedup,
+                    c->huge_bytes / 1048576.0);
+        std::fflush(stdout);
+      }
     }
   }
   std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());

@@ -4,7 +4,8 @@
 // weight. This benchmark runs exactly that pass (every layer matrix and the output
 // matrix of a model, one activation row, one thread) with each kernel set this CPU
 // supports (scalar, AVX2, AVX-512 VNNI) and, interleaved with them, a plain streaming
-// read of an anonymous buffer of the same size: the physical limit measured in the
+// read of an anonymous buffer of the same size (held in 2 MiB pages like the weights,
+// unless --weights mapped): the physical limit measured in the
 // same run. Repetitions are interleaved so a slow spell of this shared VM hits every
 // contender alike; each reports its fastest pass (the least disturbed one: on this
 // VM, memory stalls of 100+ ms come and go with other tenants) and its median.
@@ -18,6 +19,7 @@
 // prefetcher), against a read by N threads.
 //
 // Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni] [--threads N]
+//                    [--weights huge-pages|mapped]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -30,6 +32,7 @@
 #include "backend/cpu/thread_pool.h"
 #include "model/model.h"
 #include "model/quant.h"
+#include "model/weight_memory.h"
 
 namespace kvserve {
 namespace {
@@ -42,7 +45,7 @@ double Median(std::vector<double> v) {
 }
 
 int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, int threads, int reps, double bytes,
-                   const std::vector<uint64_t>& stream, const std::vector<float>& x, const std::vector<int8_t>& xq,
+                   std::span<const uint64_t> stream, const std::vector<float>& x, const std::vector<int8_t>& xq,
                    const std::vector<float>& xs, const char* path) {
   ThreadPool pool(threads);
   int64_t max_rows = 0, max_cols = 0, all_rows = 0;
@@ -116,15 +119,31 @@ int Main(int argc, char** argv) {
   }
   int reps = 15, threads = 1;
   std::string only;
+  WeightMemory memory = WeightMemory::kHugePages;
   for (int i = 2; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
     else if (!std::strcmp(argv[i], "--kernels")) only = std::string(",") + argv[i + 1] + ",";
     else if (!std::strcmp(argv[i], "--threads")) threads = std::max(1, std::atoi(argv[i + 1]));
+    else if (!std::strcmp(argv[i], "--weights")) {
+      auto w = ParseWeightMemory(argv[i + 1]);
+      if (!w.ok()) {
+        std::fprintf(stderr, "matvec_bench: %s\n", w.status().message().c_str());
+        return 2;
+      }
+      memory = *w;
+    }
   }
   auto model = LoadModel(argv[1]);
   if (!model.ok()) {
     std::fprintf(stderr, "matvec_bench: %s\n", model.status().message().c_str());
     return 1;
+  }
+  const bool huge = memory == WeightMemory::kHugePages;
+  if (huge) {
+    if (Status s = CopyWeightsToHugePages(**model); !s.ok()) {
+      std::fprintf(stderr, "matvec_bench: %s\n", s.message().c_str());
+      return 1;
+    }
   }
   const ModelWeights& W = (*model)->weights;
   std::vector<const Tensor*> mats;
@@ -147,8 +166,9 @@ int Main(int argc, char** argv) {
   std::vector<const DotKernels*> sets;
   for (const DotKernels* k : AvailableDotKernels())
     if (only.empty() ? std::string(k->name) != "scalar" : only.find("," + std::string(k->name) + ",") != std::string::npos) sets.push_back(k);
-  std::vector<uint64_t> stream(static_cast<size_t>(bytes) / sizeof(uint64_t));
-  for (size_t i = 0; i < stream.size(); ++i) stream[i] = i;
+  // The read is held in the same kind of pages as the weights.
+  const ReadBuffer read_buffer(static_cast<size_t>(bytes), huge);
+  const std::span<const uint64_t> stream = read_buffer.words();
 
   // Warm-up: fault in the mapped weights once.
   for (const Tensor* t : mats) DotRows(*sets.front(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());

@@ -3,8 +3,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <thread>
 #include <vector>
+
+#include "util/huge_page_region.h"
 
 namespace kvserve {
 
@@ -23,7 +27,7 @@ inline uint64_t ReadSum(const uint64_t* p, size_t n) {
 
 // One streaming read of `buf` by `threads` threads, each summing a contiguous share;
 // returns the sums folded together (the caller keeps it observable).
-inline uint64_t ThreadedReadSum(const std::vector<uint64_t>& buf, int threads) {
+inline uint64_t ThreadedReadSum(std::span<const uint64_t> buf, int threads) {
   std::vector<std::thread> pool;
   std::vector<uint64_t> sums(threads);
   const size_t n = buf.size();
@@ -34,5 +38,33 @@ inline uint64_t ThreadedReadSum(const std::vector<uint64_t>& buf, int threads) {
   for (uint64_t v : sums) s ^= v;
   return s;
 }
+
+// A filled buffer to stream, in 4 KiB pages (a plain heap allocation) or in 2 MiB pages
+// (HugePageRegion), matching how the weights being compared against are held.
+class ReadBuffer {
+ public:
+  ReadBuffer(size_t bytes, bool huge_pages) {
+    const size_t n = bytes / sizeof(uint64_t);
+    uint64_t* p = nullptr;
+    if (huge_pages) {
+      if (auto r = HugePageRegion::Allocate(n * sizeof(uint64_t)); r.ok()) region_ = std::move(*r);
+    }
+    if (region_ != nullptr) {
+      p = reinterpret_cast<uint64_t*>(region_->data());
+    } else {
+      heap_.resize(n);
+      p = heap_.data();
+    }
+    for (size_t i = 0; i < n; ++i) p[i] = i;  // faults every page in before timing
+    words_ = std::span<const uint64_t>(p, n);
+  }
+  std::span<const uint64_t> words() const { return words_; }
+  bool huge_pages() const { return region_ != nullptr; }
+
+ private:
+  std::unique_ptr<HugePageRegion> region_;
+  std::vector<uint64_t> heap_;
+  std::span<const uint64_t> words_;
+};
 
 }  // namespace kvserve

@@ -156,7 +156,7 @@ int RunBench(BenchOptions& o) {
   if (!in_d.ok()) return Fail(in_d.status().message());
   auto out_d = LengthDist::Parse(o.output_dist, "--output-len-dist");
   if (!out_d.ok()) return Fail(out_d.status().message());
-  auto loaded = LoadModelAndTokenizer(o.model_path);
+  auto loaded = LoadModelAndTokenizer(o.model_path, o.engine.weights_memory);
   if (!loaded.ok()) return Fail(loaded.status().ToString());
   const Model& model = *loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;

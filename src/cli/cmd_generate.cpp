@@ -181,7 +181,7 @@ int RunGenerate(GenerateOptions& opts) {
   if (opts.prompt_set == !opts.prompts_file.empty()) return Fail("give exactly one of --prompt and --prompts-file");
   Status st = FinishEngineOptions(opts.engine);
   if (!st.ok()) return Fail(st.message());
-  auto loaded = LoadModelAndTokenizer(opts.model_path);
+  auto loaded = LoadModelAndTokenizer(opts.model_path, opts.engine.weights_memory);
   if (!loaded.ok()) return Fail(loaded.status().ToString());
   const Model& model = *loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;

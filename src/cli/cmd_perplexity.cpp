@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "cli/commands.h"
+#include "cli/engine_options.h"
 #include "cli/model_and_tokenizer.h"
 #include "eval/perplexity.h"
 #include "model/model.h"
@@ -21,6 +22,7 @@ struct PerplexityCliOptions {
   int threads = 2;
   int max_chunks = 0;
   bool reference = false;
+  std::string weights_memory = "huge-pages";
 };
 
 int Run(const PerplexityCliOptions& o) {
@@ -32,7 +34,9 @@ int Run(const PerplexityCliOptions& o) {
   if (!in) return fail(o.file + ": cannot open");
   std::stringstream ss;
   ss << in.rdbuf();
-  auto loaded = LoadModelAndTokenizer(o.model_path);
+  auto memory = ParseWeightMemory(o.weights_memory);
+  if (!memory.ok()) return fail(memory.status().message());
+  auto loaded = LoadModelAndTokenizer(o.model_path, *memory);
   if (!loaded.ok()) return fail(loaded.status().ToString());
   const Model& model = *loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;
@@ -71,6 +75,7 @@ void RegisterPerplexity(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--chunks", o->max_chunks, "Score at most this many chunks (0 = all)");
   cmd->add_flag("--reference", o->reference, "float32 reference path");
+  AddWeightMemoryOption(cmd, o->weights_memory);
   cmd->callback([o, &exit_code] { exit_code = Run(*o); });
 }
 

@@ -51,7 +51,7 @@ int RunServe(ServeOptions& opts) {
 
   Status st = FinishEngineOptions(opts.engine);
   if (!st.ok()) return Fail(st.message());
-  auto loaded = LoadModelAndTokenizer(opts.model_path);
+  auto loaded = LoadModelAndTokenizer(opts.model_path, opts.engine.weights_memory);
   if (!loaded.ok()) return Fail(loaded.status().ToString());
   const Model& model = *loaded->model;
   const Tokenizer& tok = *loaded->tokenizer;

@@ -18,6 +18,15 @@ void AddEngineOptions(CLI::App* cmd, EngineOptionValues& v) {
   cmd->add_option("--threads", c.threads, "CPU threads")->capture_default_str();
   cmd->add_option("--max-waiting-requests", c.max_waiting_requests, "Bound of the waiting queue")->capture_default_str();
   cmd->add_flag("--reference", c.reference_precision, "float32 reference kernels instead of the fast path");
+  AddWeightMemoryOption(cmd, v.weights_memory_name);
+}
+
+void AddWeightMemoryOption(CLI::App* cmd, std::string& name) {
+  cmd->add_option("--weights-memory", name,
+                  "huge-pages: copy the weights into 2 MiB pages once at load (faster decode, private memory); "
+                  "mapped: read them in place from the file's mapping (shared page cache, no copy)")
+      ->check(CLI::IsMember({"huge-pages", "mapped"}))
+      ->capture_default_str();
 }
 
 StatusOr<size_t> ParseByteSize(const std::string& s, const char* option) {
@@ -48,6 +57,7 @@ Status FinishEngineOptions(EngineOptionValues& v) {
     KV_ASSIGN_OR_RETURN(v.config.swap_space, ParseByteSize(v.swap_space, "--swap-space"));
   }
   KV_ASSIGN_OR_RETURN(v.config.preemption_mode, ParsePreemptionMode(v.preemption_mode));
+  KV_ASSIGN_OR_RETURN(v.weights_memory, ParseWeightMemory(v.weights_memory_name));
   return v.config.Validate();
 }
 

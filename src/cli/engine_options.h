@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/engine_config.h"
+#include "model/weight_memory.h"
 
 namespace kvserve::cli {
 
@@ -14,7 +15,12 @@ struct EngineOptionValues {
   std::string swap_space;
   std::string preemption_mode = "auto";
   bool no_prefix_caching = false;
+  std::string weights_memory_name = "huge-pages";
+  WeightMemory weights_memory = WeightMemory::kHugePages;  // from weights_memory_name
 };
+
+// --weights-memory {huge-pages,mapped}: how the loaded weights are held.
+void AddWeightMemoryOption(CLI::App* cmd, std::string& name);
 
 void AddEngineOptions(CLI::App* cmd, EngineOptionValues& v);
 

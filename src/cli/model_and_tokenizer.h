@@ -5,6 +5,7 @@
 #include <string>
 
 #include "model/model.h"
+#include "model/weight_memory.h"
 #include "tokenizer/tokenizer.h"
 
 namespace kvserve::cli {
@@ -15,6 +16,6 @@ struct ModelAndTokenizer {
 };
 
 // Errors name the path (LoadModel's message, or "PATH: tokenizer: ...").
-StatusOr<ModelAndTokenizer> LoadModelAndTokenizer(const std::string& path);
+StatusOr<ModelAndTokenizer> LoadModelAndTokenizer(const std::string& path, WeightMemory memory);
 
 }  // namespace kvserve::cli

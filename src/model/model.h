@@ -8,6 +8,7 @@
 #include "model/model_config.h"
 #include "model/tensor.h"
 #include "model/vocab_spec.h"
+#include "util/huge_page_region.h"
 #include "util/mapped_file.h"
 #include "util/status.h"
 
@@ -27,6 +28,9 @@ struct ModelWeights {
   std::vector<LayerWeights> layers;
   Tensor output_norm;     // {hidden}
   Tensor output;          // {vocab, hidden}; equals tok_embeddings when tied
+
+  // Every tensor slot, absent optional ones included (check present()).
+  std::vector<Tensor*> All();
 };
 
 struct Model {
@@ -41,6 +45,7 @@ struct Model {
   std::vector<std::unique_ptr<MappedFile>> mapped_files;
   std::vector<std::shared_ptr<void>> file_owners;  // GgufFile / SafetensorsSet the views point into
   std::vector<std::vector<uint8_t>> owned_buffers;
+  std::unique_ptr<HugePageRegion> weight_region;  // see CopyWeightsToHugePages
 };
 
 // Loads a GGUF file or a Hugging Face model directory (config.json + *.safetensors

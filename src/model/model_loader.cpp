@@ -137,10 +137,7 @@ Status NormalizeSmallTensors(Model& m) {
 // Backends read F32/F16/BF16 weights through typed pointers; a safetensors header of
 // odd length leaves the data misaligned, so such tensors are copied into aligned storage.
 void AlignTensors(Model& m) {
-  std::vector<Tensor*> all = {&m.weights.tok_embeddings, &m.weights.output_norm, &m.weights.output};
-  for (LayerWeights& l : m.weights.layers)
-    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
-      all.push_back(t);
+  std::vector<Tensor*> all = m.weights.All();
   std::map<const void*, const void*> moved;  // tied tensors share one copy
   for (Tensor* t : all) {
     if (!t->present() || reinterpret_cast<uintptr_t>(t->data) % alignof(float) == 0) continue;
@@ -291,6 +288,14 @@ StatusOr<std::unique_ptr<Model>> LoadHfDir(const std::string& dir) {
 }
 
 }  // namespace
+
+std::vector<Tensor*> ModelWeights::All() {
+  std::vector<Tensor*> all = {&tok_embeddings, &output_norm, &output};
+  for (LayerWeights& l : layers)
+    for (Tensor* t : {&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.ffn_norm, &l.w_gate, &l.w_up, &l.w_down})
+      all.push_back(t);
+  return all;
+}
 
 StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path) {
   namespace fs = std::filesystem;

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "model/model.h"
+#include "model/weight_memory.h"
 #include "util/paths.h"
 
 namespace kvserve {
@@ -126,6 +127,25 @@ TEST_P(CpuBackendTest, MalformedBatchesAreRejected) {
   EXPECT_EQ(backend_->Forward(b, logits).code(), Status::Code::kInvalidArgument);
   b.logit_rows = {0, 1};  // logits buffer holds one row
   EXPECT_EQ(backend_->Forward(b, logits).code(), Status::Code::kInvalidArgument);
+}
+
+// Weights copied into huge pages are the same bytes at other addresses: a backend
+// created after the copy gives bit-identical logits.
+TEST_P(CpuBackendTest, HugePageWeightsGiveIdenticalLogits) {
+  const std::vector<int32_t> table = {3, 1, 4, 0};
+  const std::vector<float> mapped = RunChunks(kPrompt, table, {13});
+  ASSERT_TRUE(CopyWeightsToHugePages(*model_).ok());
+  CpuBackendConfig c;
+  c.kv.num_blocks = 32;
+  c.kv.block_size = 4;
+  c.num_threads = 2;
+  c.precision = GetParam();
+  auto b = CreateCpuBackend(*model_, c);
+  ASSERT_TRUE(b.ok());
+  backend_ = std::move(b).value();
+  const std::vector<float> huge = RunChunks(kPrompt, table, {13});
+  ASSERT_EQ(mapped.size(), huge.size());
+  for (size_t i = 0; i < mapped.size(); ++i) ASSERT_EQ(mapped[i], huge[i]) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Precisions, CpuBackendTest,
