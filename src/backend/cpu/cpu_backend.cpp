@@ -12,6 +12,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
 #include "model/quant.h"
+#include "util/huge_page_region.h"
 
 namespace kvserve {
 namespace {
@@ -25,11 +26,16 @@ class CpuBackend final : public Backend {
         kernels_(config.precision == Precision::kFast ? BestDotKernels() : ScalarDotKernels()) {
     block_floats_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
     const size_t total = static_cast<size_t>(cfg_.num_layers) * config_.kv.num_blocks * block_floats_;
-    // calloc: the kernel hands out zero pages lazily, so a large pool costs nothing
-    // until blocks are used (std::vector would touch every page at start-up).
-    k_cache_.reset(static_cast<float*>(std::calloc(total, sizeof(float))));
-    v_cache_.reset(static_cast<float*>(std::calloc(total, sizeof(float))));
-    KV_CHECK_MSG(k_cache_ && v_cache_, "out of memory allocating the KV cache");
+    // Anonymous memory: the kernel hands out zero pages lazily, so a large pool costs
+    // nothing until blocks are used; 2 MiB pages for the same reason as the weights
+    // (attention walks every block of a long context each step).
+    auto k = HugePageRegion::Allocate(total * sizeof(float));
+    auto v = HugePageRegion::Allocate(total * sizeof(float));
+    KV_CHECK_MSG(k.ok() && v.ok(), "out of memory allocating the KV cache");
+    k_region_ = std::move(*k);
+    v_region_ = std::move(*v);
+    k_cache_ = reinterpret_cast<float*>(k_region_->data());
+    v_cache_ = reinterpret_cast<float*>(v_region_->data());
     max_in_ = std::max({cfg_.hidden_size, cfg_.q_dim(), cfg_.intermediate_size});
   }
 
@@ -45,8 +51,8 @@ class CpuBackend final : public Backend {
 
  private:
   Status Validate(const BatchDescriptor& batch, size_t logits_size) const;
-  float* KBlock(int layer, int32_t block) { return k_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
-  float* VBlock(int layer, int32_t block) { return v_cache_.get() + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  float* KBlock(int layer, int32_t block) { return k_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  float* VBlock(int layer, int32_t block) { return v_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
   // Rows of a weight per unit of work: they stay in cache while every token of the
   // batch passes over them.
   static constexpr int64_t kRowChunk = 16;
@@ -87,10 +93,9 @@ class CpuBackend final : public Backend {
   const DotKernels& kernels_;
   size_t block_floats_ = 0;
   int max_in_ = 0;
-  struct FreeDeleter {
-    void operator()(float* p) const { std::free(p); }
-  };
-  std::unique_ptr<float[], FreeDeleter> k_cache_, v_cache_;
+  std::unique_ptr<HugePageRegion> k_region_, v_region_;
+  float* k_cache_ = nullptr;  // k_region_'s memory: [layer][block][kv head][slot][head dim]
+  float* v_cache_ = nullptr;
   // Per-step buffers, reused.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
   std::vector<int8_t> xq_;
@@ -445,8 +450,8 @@ void CpuBackend::ReadBlock(int32_t block, void* dst) const {
   auto* out = static_cast<float*>(dst);
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const size_t base = (static_cast<size_t>(l) * config_.kv.num_blocks + block) * block_floats_;
-    std::memcpy(out, k_cache_.get() + base, block_floats_ * sizeof(float));
-    std::memcpy(out + block_floats_, v_cache_.get() + base, block_floats_ * sizeof(float));
+    std::memcpy(out, k_cache_ + base, block_floats_ * sizeof(float));
+    std::memcpy(out + block_floats_, v_cache_ + base, block_floats_ * sizeof(float));
     out += 2 * block_floats_;
   }
 }
