@@ -94,7 +94,10 @@ class CpuBackend final : public Backend {
   size_t block_floats_ = 0;
   int max_in_ = 0;
   std::unique_ptr<HugePageRegion> k_region_, v_region_;
-  float* k_cache_ = nullptr;  // k_region_'s memory: [layer][block][kv head][slot][head dim]
+  // Keys transposed within a block, [layer][block][kv head][head dim][slot], so attention
+  // scores a run of keys with vector FMAs (DotKernels::attend); values as rows,
+  // [layer][block][kv head][slot][head dim].
+  float* k_cache_ = nullptr;
   float* v_cache_ = nullptr;
   // Per-step buffers, reused.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
@@ -315,7 +318,8 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
       if (cfg_.sliding_window > 0) first = std::max<int64_t>(0, p - cfg_.sliding_window + 1);
       const float* qh = q + (t * H + h) * D;
       float* oh = out + (t * H + h) * D;
-      auto key = [&](int64_t j) { return KBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
+      // Key j's element i is key(j)[i * bs] (transposed blocks).
+      auto key = [&](int64_t j) { return KBlock(layer, table[j / bs]) + static_cast<size_t>(kvh) * bs * D + j % bs; };
       auto value = [&](int64_t j) { return VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
       if (reference) {
         // Two passes in double: exact max first, then exp-weighted sum of values.
@@ -324,7 +328,7 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
         for (int64_t j = first; j <= p; ++j) {
           const float* kj = key(j);
           double d = 0;
-          for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[i];
+          for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
           scores[j] = static_cast<float>(d * scale);
           maxs = std::max<double>(maxs, scores[j]);
         }
@@ -343,7 +347,7 @@ void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, 
         float m = -INFINITY, sum = 0;
         for (int64_t j0 = first; j0 <= p;) {
           const int64_t j1 = std::min<int64_t>(p + 1, (j0 / bs + 1) * bs);  // end of j0's block
-          kernels_.attend(qh, key(j0), value(j0), j1 - j0, D, static_cast<float>(scale), &m, &sum, oh);
+          kernels_.attend(qh, key(j0), bs, value(j0), j1 - j0, D, static_cast<float>(scale), &m, &sum, oh);
           j0 = j1;
         }
         const float inv = 1.0f / sum;
@@ -411,9 +415,11 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
       const int64_t p = seq.context_len + (t - seq.token_begin);
       const int32_t blk = b.block_tables[seq.block_table_begin + p / bs];
       for (int h = 0; h < cfg_.num_kv_heads; ++h) {
-        const size_t off = (static_cast<size_t>(h) * bs + p % bs) * D;
-        std::memcpy(KBlock(l, blk) + off, k_.data() + (t * cfg_.num_kv_heads + h) * D, D * sizeof(float));
-        std::memcpy(VBlock(l, blk) + off, v_.data() + (t * cfg_.num_kv_heads + h) * D, D * sizeof(float));
+        const float* kt = k_.data() + (t * cfg_.num_kv_heads + h) * D;
+        float* kcol = KBlock(l, blk) + static_cast<size_t>(h) * bs * D + p % bs;
+        for (int i = 0; i < D; ++i) kcol[static_cast<size_t>(i) * bs] = kt[i];
+        std::memcpy(VBlock(l, blk) + (static_cast<size_t>(h) * bs + p % bs) * D, v_.data() + (t * cfg_.num_kv_heads + h) * D,
+                    D * sizeof(float));
       }
     }
     Attention(b, l, q_.data(), attn_.data());

@@ -24,19 +24,21 @@ void QuantizeActivationQ8Scalar(const float* x, int64_t n, int8_t* qs, float* sc
 }
 
 namespace {
-// DotKernels::attend from a kernel set's own dot product and scale_axpy, one key at a
-// time (the scalar and AVX2 sets; the AVX-512 set has a vectorized one).
-template <float (*Dot)(const float*, const float*, int64_t), void (*Axpy)(float, float, const float*, float*, int64_t)>
-void AttendOneKeyAtATime(const float* q, const float* k, const float* v, int64_t n, int64_t d, float scale, float* m,
-                         float* sum, float* out) {
-  // Scores a chunk at a time, then one rescale of the accumulator if the max grew.
+// DotKernels::attend from a kernel set's own scale_axpy (the scalar and AVX2 sets; the
+// AVX-512 set has a fused one): a chunk's scores are one axpy per dimension over the
+// transposed keys, then one rescale of the accumulator if the max grew.
+template <void (*Axpy)(float, float, const float*, float*, int64_t)>
+void AttendWithAxpy(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
+                    float* m, float* sum, float* out) {
   constexpr int64_t kChunk = 64;
   float sc[kChunk];
   for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
     const int64_t cnt = std::min(kChunk, n - j0);
+    std::fill(sc, sc + cnt, 0.0f);
+    for (int64_t i = 0; i < d; ++i) Axpy(1.0f, q[i], k + i * k_stride + j0, sc, cnt);
     float bm = *m;
     for (int64_t j = 0; j < cnt; ++j) {
-      sc[j] = Dot(k + (j0 + j) * d, q, d) * scale;
+      sc[j] *= scale;
       bm = std::max(bm, sc[j]);
     }
     if (bm > *m) {
@@ -349,7 +351,7 @@ KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64
 
 const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
                              F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar,
-                             AttendOneKeyAtATime<DotF32Scalar, ScaleAxpyScalar>, "scalar"};
+                             AttendWithAxpy<ScaleAxpyScalar>, "scalar"};
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,
                            DotBF16Avx2,
@@ -361,7 +363,7 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            QuantTileFromRows<Q8_0TileAvx2Row>,
                            QuantTileFromRows<Q4_0TileAvx2Row>,
                            ScaleAxpyAvx2,
-                           AttendOneKeyAtATime<DotF32Avx2, ScaleAxpyAvx2>,
+                           AttendWithAxpy<ScaleAxpyAvx2>,
                            "avx2"};
 
 }  // namespace

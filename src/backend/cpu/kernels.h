@@ -35,13 +35,16 @@ struct DotKernels {
                     int64_t xs_stride, int64_t n, float* out);
   // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
   void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
-  // One query against n keys and values (rows of d floats at k and v), folded into an
-  // online softmax: with s_j = scale * q.k_j, *m is the running max of the scores,
-  // *sum the running sum of exp(s - *m) and out[d] the running sum of exp(s - *m) v;
-  // both are rescaled when *m grows. Start with *m = -inf, *sum = 0, out = 0; the
-  // attention output is out / *sum after the last key.
-  void (*attend)(const float* q, const float* k, const float* v, int64_t n, int64_t d, float scale, float* m, float* sum,
-                 float* out);
+  // One query against n keys and values, folded into an online softmax: with
+  // s_j = scale * q.k_j, *m is the running max of the scores, *sum the running sum of
+  // exp(s - *m) and out[d] the running sum of exp(s - *m) v; both are rescaled when *m
+  // grows. Start with *m = -inf, *sum = 0, out = 0; the attention output is out / *sum
+  // after the last key. Keys are stored transposed: element i of key j is
+  // k[i * k_stride + j] (a KV block keeps its keys dimension-major, so the scores of
+  // consecutive keys are one vector FMA per dimension, with no horizontal sums); values
+  // are rows of d floats at v.
+  void (*attend)(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale, float* m,
+                 float* sum, float* out);
   const char* name;
 };
 

@@ -202,7 +202,8 @@ TEST(Kernels, ScaleAxpyMatchesScalar) {
 }
 
 // attend over n keys, fed in pieces of `piece` keys (as the backend feeds one KV
-// block at a time), against softmax(scale q.K) V in double.
+// block at a time), against softmax(scale q.K) V in double. The keys are handed over
+// transposed, with a stride wider than n (as in a KV block).
 TEST(Kernels, AttendMatchesExactSoftmaxAttention) {
   std::mt19937 rng(8);
   for (int64_t d : {8, 24, 64, 80, 128})
@@ -224,12 +225,17 @@ TEST(Kernels, AttendMatchesExactSoftmaxAttention) {
             total += e;
             for (int64_t i = 0; i < d; ++i) want[i] += e * v[j * d + i];
           }
+          const int64_t stride = n + 3;
+          std::vector<float> kt(d * stride, std::nanf(""));  // padding must not be read
+          for (int64_t j = 0; j < n; ++j)
+            for (int64_t i = 0; i < d; ++i) kt[i * stride + j] = k[j * d + i];
           for (const DotKernels* kernels : AvailableDotKernels()) {
             std::vector<float> out(d, 0.0f);
             float m = -INFINITY, sum = 0;
             for (int64_t j0 = 0; j0 < n; j0 += piece) {
               const int64_t cnt = std::min(piece, n - j0);
-              kernels->attend(q.data(), k.data() + j0 * d, v.data() + j0 * d, cnt, d, static_cast<float>(scale), &m, &sum, out.data());
+              kernels->attend(q.data(), kt.data() + j0, stride, v.data() + j0 * d, cnt, d, static_cast<float>(scale), &m, &sum,
+                              out.data());
             }
             ASSERT_NEAR(m, mx, 1e-4 * (1 + std::fabs(mx))) << kernels->name;
             for (int64_t i = 0; i < d; ++i)
