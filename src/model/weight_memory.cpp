@@ -5,12 +5,31 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <limits>
+#include <string>
 #include <map>
 
 namespace kvserve {
 
+int64_t AvailableMemoryBytes() {
+  std::ifstream meminfo("/proc/meminfo");
+  std::string line;
+  while (std::getline(meminfo, line)) {
+    long long kb = 0;
+    if (std::sscanf(line.c_str(), "MemAvailable: %lld kB", &kb) == 1) return static_cast<int64_t>(kb) << 10;
+  }
+  return -1;
+}
+
 Status CopyWeightsToHugePages(Model& m) {
+  const int64_t available = AvailableMemoryBytes();
+  return CopyWeightsToHugePages(m, available < 0 ? std::numeric_limits<int64_t>::max() : available);
+}
+
+Status CopyWeightsToHugePages(Model& m, int64_t memory_available) {
   if (m.weight_region != nullptr) return Status::Ok();
   std::vector<Tensor*> all = m.weights.All();
   // Lay the copies out in slot order (the order a forward pass reads them), each at a
@@ -26,6 +45,9 @@ Status CopyWeightsToHugePages(Model& m) {
     size += (t->nbytes + 63) / 64 * 64;
   }
   if (size == 0) return Status::Ok();
+  if (static_cast<int64_t>(size) > memory_available)
+    return Status::ResourceExhausted(fmt::format("{}: copying the weights into huge pages needs {} MiB, only {} MiB of memory is available",
+                                                 m.path, size >> 20, memory_available >> 20));
   KV_ASSIGN_OR_RETURN(std::unique_ptr<HugePageRegion> region, HugePageRegion::Allocate(size));
   for (const auto& [src, c] : copy_of) std::memcpy(region->data() + c.offset, src, c.nbytes);
   for (Tensor* t : all)

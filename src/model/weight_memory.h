@@ -15,7 +15,16 @@ enum class WeightMemory {
 // once) and points the model's tensors at the copies. The file mappings stay (the
 // tokenizer and metadata may point into them); their pages are no longer read and the
 // kernel can reclaim them. On failure the model is unchanged.
+//
+// A copy larger than `memory_available` bytes is refused with ResourceExhausted (the
+// caller can keep the mapping): touching it all would end in the OOM killer, not in an
+// error. The default reads MemAvailable from /proc/meminfo.
+Status CopyWeightsToHugePages(Model& m, int64_t memory_available);
 Status CopyWeightsToHugePages(Model& m);
+
+// MemAvailable from /proc/meminfo in bytes, or -1 where it cannot be read. System-wide:
+// a cgroup memory limit below it is not taken into account.
+int64_t AvailableMemoryBytes();
 
 // Parses "mapped" / "huge-pages".
 StatusOr<WeightMemory> ParseWeightMemory(const std::string& s);

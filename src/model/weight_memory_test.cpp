@@ -63,6 +63,20 @@ TEST(CopyWeightsToHugePages, GgufTensorsKeepTheirBytes) { ExpectCopiedIntact(Sha
 
 TEST(CopyWeightsToHugePages, HfDirectoryTensorsKeepTheirBytes) { ExpectCopiedIntact(SharedPath("models/stories260K/hf")); }
 
+// Not enough memory for the copy: refused with a clear error, nothing changed.
+TEST(CopyWeightsToHugePages, RefusesACopyLargerThanTheAvailableMemory) {
+  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(loaded.ok());
+  Model& m = **loaded;
+  const void* wq = m.weights.layers[0].wq.data;
+  const Status s = CopyWeightsToHugePages(m, 100 << 10);
+  ASSERT_EQ(s.code(), Status::Code::kResourceExhausted) << s.ToString();
+  EXPECT_NE(s.message().find("only 0 MiB of memory is available"), std::string::npos) << s.message();
+  EXPECT_EQ(m.weight_region, nullptr);
+  EXPECT_EQ(m.weights.layers[0].wq.data, wq);
+  EXPECT_GT(AvailableMemoryBytes(), 0);
+}
+
 TEST(ParseWeightMemory, NamesAndErrors) {
   EXPECT_EQ(*ParseWeightMemory("mapped"), WeightMemory::kMapped);
   EXPECT_EQ(*ParseWeightMemory("huge-pages"), WeightMemory::kHugePages);
