@@ -174,15 +174,24 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+constexpr int kBlockSize = 16;
+
+// A backend with room for the longest sequence a run builds: the prompt, or the context
+// plus two warm-up steps and two rounds of timed steps.
+CpuBackendConfig BenchBackendConfig(const Args& a, int threads) {
+  CpuBackendConfig cfg;
+  cfg.num_threads = threads;
+  cfg.kv.block_size = kBlockSize;
+  cfg.kv.num_blocks = (std::max(a.context + 2 * a.decode_steps + 2, a.prompt) + kBlockSize - 1) / kBlockSize + 1;
+  return cfg;
+}
+
 // `read_buf`: as many bytes as one decode step reads; each timed step is followed by a
 // timed read of it with as many threads, so every step has its own bandwidth limit,
 // measured within a fraction of a second of it.
 StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std::span<const uint64_t> read_buf) {
-  const int block_size = 16;
-  CpuBackendConfig cfg;
-  cfg.num_threads = threads;
-  cfg.kv.block_size = block_size;
-  cfg.kv.num_blocks = (std::max(a.context + 2 * a.decode_steps + 2, a.prompt) + block_size - 1) / block_size + 1;
+  const int block_size = kBlockSize;
+  const CpuBackendConfig cfg = BenchBackendConfig(a, threads);
   KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateCpuBackend(model, cfg));
   const int vocab = model.config.vocab_size;
   std::vector<float> logits(vocab);
@@ -259,11 +268,8 @@ struct WeightMemoryComparison {
 };
 
 StatusOr<WeightMemoryComparison> CompareWeightMemory(const Args& a, const Model& mapped, const Model& huge, int threads) {
-  const int block_size = 16;
-  CpuBackendConfig cfg;
-  cfg.num_threads = threads;
-  cfg.kv.block_size = block_size;
-  cfg.kv.num_blocks = (a.context + 2 * a.decode_steps + 2 + block_size - 1) / block_size + 1;
+  const int block_size = kBlockSize;
+  const CpuBackendConfig cfg = BenchBackendConfig(a, threads);
   KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_mapped, CreateCpuBackend(mapped, cfg));
   KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_huge, CreateCpuBackend(huge, cfg));
   std::vector<float> logits(mapped.config.vocab_size);
@@ -278,12 +284,13 @@ StatusOr<WeightMemoryComparison> CompareWeightMemory(const Args& a, const Model&
   for (int s = 0; s < 2 * a.decode_steps; ++s) {
     const int pos = a.context + 2 + s;
     // Alternate which goes first, so neither always follows the other's cache footprint.
-    double t[2];
+    double t[2];  // mapped, huge
     for (int k = 0; k < 2; ++k) {
-      Backend* b = (k == s % 2) ? on_mapped.get() : on_huge.get();
+      const int which = (k + s) % 2;
+      Backend* b = which == 0 ? on_mapped.get() : on_huge.get();
       const auto t0 = Clock::now();
       KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({static_cast<int32_t>(s % 100 + 5)}, pos, block_size), logits));
-      t[b == on_mapped.get() ? 0 : 1] = Seconds(t0, Clock::now());
+      t[which] = Seconds(t0, Clock::now());
     }
     tm.push_back(t[0]);
     th.push_back(t[1]);

@@ -59,7 +59,6 @@ class ReadBuffer {
     words_ = std::span<const uint64_t>(p, n);
   }
   std::span<const uint64_t> words() const { return words_; }
-  bool huge_pages() const { return region_ != nullptr; }
 
  private:
   std::unique_ptr<HugePageRegion> region_;

@@ -20,6 +20,11 @@ class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precisi
     auto m = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
     ASSERT_TRUE(m.ok()) << m.status().ToString();
     model_ = std::move(m).value();
+    CreateBackend();
+  }
+
+  // (Re)creates backend_ over model_'s current weights.
+  void CreateBackend() {
     CpuBackendConfig c;
     c.kv.num_blocks = 32;
     c.kv.block_size = 4;
@@ -135,14 +140,7 @@ TEST_P(CpuBackendTest, HugePageWeightsGiveIdenticalLogits) {
   const std::vector<int32_t> table = {3, 1, 4, 0};
   const std::vector<float> mapped = RunChunks(kPrompt, table, {13});
   ASSERT_TRUE(CopyWeightsToHugePages(*model_).ok());
-  CpuBackendConfig c;
-  c.kv.num_blocks = 32;
-  c.kv.block_size = 4;
-  c.num_threads = 2;
-  c.precision = GetParam();
-  auto b = CreateCpuBackend(*model_, c);
-  ASSERT_TRUE(b.ok());
-  backend_ = std::move(b).value();
+  CreateBackend();
   const std::vector<float> huge = RunChunks(kPrompt, table, {13});
   ASSERT_EQ(mapped.size(), huge.size());
   for (size_t i = 0; i < mapped.size(); ++i) ASSERT_EQ(mapped[i], huge[i]) << i;
