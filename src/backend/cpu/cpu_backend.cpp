@@ -56,6 +56,11 @@ class CpuBackend final : public Backend {
   // Rows of a weight per unit of work: they stay in cache while every token of the
   // batch passes over them.
   static constexpr int64_t kRowChunk = 16;
+  // With fewer tokens than a prefill tile nothing is reused from cache, so a unit of
+  // work is as many rows as a thread claims at once (ThreadPool::Options::claim
+  // grains): fewer calls and copies per row in a decode step.
+  static constexpr int64_t kDecodeRowChunk = 128;
+  static int64_t RowChunk(int64_t T) { return T < kDotTile ? kDecodeRowChunk : kRowChunk; }
   enum class Write { kStore, kAdd };  // y = x . w^T, or y += x . w^T (a residual connection)
   struct Product {
     const Tensor* w;
@@ -74,8 +79,9 @@ class CpuBackend final : public Backend {
   // takes over the rest of a slower one's rows (without that, one of two threads
   // waited for the other ~30% of a decode product's time on this VM; with it ~6%).
   static constexpr ThreadPool::Options kProductRows{.grain = kRowChunk, .steal = true, .claim = 8};
+  static_assert(kDecodeRowChunk == kProductRows.claim * kProductRows.grain);
   // The fast path's pieces: x's Q8 form into xq_/xs_ when q8; then
-  // part[t * kRowChunk + (r - rb)] = dot(w row r, x row t) for r in [rb, re), re - rb <= kRowChunk.
+  // part[t * RowChunk(T) + (r - rb)] = dot(w row r, x row t) for r in [rb, re), re - rb <= RowChunk(T).
   void PrepareActivations(bool q8, const float* x, int64_t in, int64_t T);
   void ProductRows(const Tensor& w, const float* x, bool q8, int64_t T, int64_t rb, int64_t re, float* part,
                    float* scratch) const;
@@ -104,7 +110,7 @@ class CpuBackend final : public Backend {
   std::vector<int8_t> xq_;
   std::vector<float> xs_;
   std::vector<std::vector<float>> thread_scratch_;
-  std::vector<std::vector<float>> thread_part_;  // 2 x T x kRowChunk per thread (gate and up)
+  std::vector<std::vector<float>> thread_part_;  // 2 x T x RowChunk(T) per thread (gate and up)
   std::vector<int32_t> token_seq_;  // new token -> its sequence index
   std::vector<float> rope_cos_, rope_sin_;  // [T, head_dim / 2]
 };
@@ -151,17 +157,17 @@ void CpuBackend::PrepareActivations(bool q8, const float* x, int64_t in, int64_t
 
 void CpuBackend::ProductRows(const Tensor& w, const float* x, bool q8, int64_t T, int64_t rb, int64_t re, float* part,
                              float* scratch) const {
-  const int64_t in = w.cols();
+  const int64_t in = w.cols(), stride = RowChunk(T);
   const int8_t* xq = q8 ? xq_.data() : nullptr;
   const float* xs = q8 ? xs_.data() : nullptr;
   int64_t t = 0;
   // Prefill: kDotTile tokens per weight row load.
   for (; t + kDotTile <= T; t += kDotTile)
     DotRowsTile(kernels_, w, x + t * in, q8 ? xq + t * in : nullptr, q8 ? xs + t * (in / 32) : nullptr, rb, re,
-                part + t * kRowChunk, kRowChunk, scratch);
+                part + t * stride, stride, scratch);
   for (; t < T; ++t)
     DotRows(kernels_, w, x + t * in, q8 ? xq + t * in : nullptr, q8 ? xs + t * (in / 32) : nullptr, rb, re,
-            part + t * kRowChunk, scratch);
+            part + t * stride, scratch);
 }
 
 void CpuBackend::MatMuls(std::initializer_list<Product> products, const float* x, int64_t T) {
@@ -206,17 +212,18 @@ void CpuBackend::MatMuls(std::initializer_list<Product> products, const float* x
     return;
   }
   PrepareActivations(q8, x, in, T);
+  const int64_t chunk = RowChunk(T);
   pool_.ParallelFor(total_rows, [&](int64_t r0, int64_t r1, int tid) {
     float* part = thread_part_[tid].data();
     float* scratch = thread_scratch_[tid].data();
     for_rows(r0, r1, [&](const Product& p, int64_t rb, int64_t rend) {
       const int64_t out = p.w->rows();
-      for (int64_t rc = rb; rc < rend; rc += kRowChunk) {
-        const int64_t re = std::min(rend, rc + kRowChunk);
+      for (int64_t rc = rb; rc < rend; rc += chunk) {
+        const int64_t re = std::min(rend, rc + chunk);
         ProductRows(*p.w, x, q8, T, rc, re, part, scratch);
         for (int64_t t = 0; t < T; ++t) {
           float* y = p.y + t * out + rc;
-          const float* src = part + t * kRowChunk;
+          const float* src = part + t * chunk;
           if (p.write == Write::kAdd) {
             for (int64_t i = 0; i < re - rc; ++i) y[i] += src[i];
           } else {
@@ -243,19 +250,16 @@ void CpuBackend::SwiGLU(const Tensor& gate, const Tensor& up, const float* x, in
   PrepareActivations(q8, x, gate.cols(), T);
   // Gate and up rows side by side, so each thread applies the activation to the rows
   // it produced instead of a serial pass over T x I afterwards.
+  const int64_t chunk = RowChunk(T);
   pool_.ParallelFor(I, [&](int64_t r0, int64_t r1, int tid) {
     float* g = thread_part_[tid].data();
-    float* u = g + T * kRowChunk;
+    float* u = g + T * chunk;
     float* scratch = thread_scratch_[tid].data();
-    for (int64_t rc = r0; rc < r1; rc += kRowChunk) {
-      const int64_t re = std::min(r1, rc + kRowChunk);
+    for (int64_t rc = r0; rc < r1; rc += chunk) {
+      const int64_t re = std::min(r1, rc + chunk);
       ProductRows(gate, x, q8, T, rc, re, g, scratch);
       ProductRows(up, x, q8, T, rc, re, u, scratch);
-      for (int64_t t = 0; t < T; ++t)
-        for (int64_t i = 0; i < re - rc; ++i) {
-          const float gv = g[t * kRowChunk + i];
-          out[t * I + rc + i] = gv / (1.0f + std::exp(-gv)) * u[t * kRowChunk + i];
-        }
+      for (int64_t t = 0; t < T; ++t) kernels_.silu_mul(g + t * chunk, u + t * chunk, out + t * I + rc, re - rc);
     }
   }, kProductRows);
 }
@@ -301,60 +305,103 @@ void CpuBackend::Rope(float* v, int64_t T, int n_heads) const {
 }
 
 void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, float* out) {
-  const int H = cfg_.num_heads, D = cfg_.head_dim, group = cfg_.num_heads / cfg_.num_kv_heads, bs = config_.kv.block_size;
+  const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   const bool reference = config_.precision == Precision::kReference;
-  pool_.ParallelFor(T * H, [&](int64_t i0, int64_t i1, int tid) {
+  // A unit of work is one token's query heads that share a KV head (or a slice of them):
+  // the fast path walks the KV blocks once for all of them, block by block, so a block
+  // comes from memory once per group and from L1 for the group's other heads. Groups
+  // are split into slices only as far as needed to give every thread work (a decode
+  // step of a model with fewer KV heads than threads); the reference path takes one
+  // head at a time. (A kernel scoring all heads of a group per key load was tried: 2x
+  // faster on cached data, slower here, where blocks come from DRAM and one head's
+  // denser loads keep more of them in flight.)
+  int slices = group;
+  if (!reference) {
+    const int64_t units = T * KVH;
+    slices = static_cast<int>(std::clamp<int64_t>((2 * pool_.num_threads() + units - 1) / units, 1, group));
+  }
+  const int per_slice = (group + slices - 1) / slices;
+  // Stealing, because in a prefill chunk later tokens attend over more keys than earlier ones.
+  pool_.ParallelFor(T * KVH * slices, [&](int64_t i0, int64_t i1, int tid) {
     std::vector<float>& scores = thread_scratch_[tid];
     std::vector<double> acc(reference ? D : 0);
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t t = item / H;
-      const int h = static_cast<int>(item % H), kvh = h / group;
+      const int64_t t = item / (KVH * slices);
+      const int kvh = static_cast<int>(item / slices % KVH), slice = static_cast<int>(item % slices);
+      const int h_begin = kvh * group + slice * per_slice, h_end = std::min(kvh * group + group, h_begin + per_slice);
+      if (h_begin >= h_end) continue;
       const SequenceSlice& seq = b.seqs[token_seq_[t]];
       const int32_t* table = b.block_tables.data() + seq.block_table_begin;
       const int64_t p = seq.context_len + (t - seq.token_begin);  // absolute position of this token
       int64_t first = 0;
       if (cfg_.sliding_window > 0) first = std::max<int64_t>(0, p - cfg_.sliding_window + 1);
-      const float* qh = q + (t * H + h) * D;
-      float* oh = out + (t * H + h) * D;
       // Key j's element i is key(j)[i * bs] (transposed blocks).
       auto key = [&](int64_t j) { return KBlock(layer, table[j / bs]) + static_cast<size_t>(kvh) * bs * D + j % bs; };
       auto value = [&](int64_t j) { return VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
       if (reference) {
-        // Two passes in double: exact max first, then exp-weighted sum of values.
-        if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
-        double maxs = -INFINITY;
-        for (int64_t j = first; j <= p; ++j) {
-          const float* kj = key(j);
-          double d = 0;
-          for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
-          scores[j] = static_cast<float>(d * scale);
-          maxs = std::max<double>(maxs, scores[j]);
+        for (int h = h_begin; h < h_end; ++h) {
+          const float* qh = q + (t * H + h) * D;
+          float* oh = out + (t * H + h) * D;
+          // Two passes in double: exact max first, then exp-weighted sum of values.
+          if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
+          double maxs = -INFINITY;
+          for (int64_t j = first; j <= p; ++j) {
+            const float* kj = key(j);
+            double d = 0;
+            for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
+            scores[j] = static_cast<float>(d * scale);
+            maxs = std::max<double>(maxs, scores[j]);
+          }
+          double sum = 0;
+          std::fill(acc.begin(), acc.end(), 0.0);
+          for (int64_t j = first; j <= p; ++j) {
+            const double e = std::exp(static_cast<double>(scores[j]) - maxs);
+            sum += e;
+            const float* vj = value(j);
+            for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
+          }
+          for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
         }
-        double sum = 0;
-        std::fill(acc.begin(), acc.end(), 0.0);
-        for (int64_t j = first; j <= p; ++j) {
-          const double e = std::exp(static_cast<double>(scores[j]) - maxs);
-          sum += e;
-          const float* vj = value(j);
-          for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
+        continue;
+      }
+      // Online softmax, one pass over the blocks for up to kHeadsPerPass heads at a time.
+      constexpr int kHeadsPerPass = 16;
+      const size_t block_bytes = static_cast<size_t>(bs) * D * sizeof(float);
+      for (int h0 = h_begin; h0 < h_end; h0 += kHeadsPerPass) {
+        const int nh = std::min(kHeadsPerPass, h_end - h0);
+        float m[kHeadsPerPass], sum[kHeadsPerPass];
+        for (int i = 0; i < nh; ++i) {
+          m[i] = -INFINITY;
+          sum[i] = 0;
+          std::fill_n(out + (t * H + h0 + i) * D, D, 0.0f);
         }
-        for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
-      } else {
-        // Online softmax, one pass, a KV block (contiguous keys) at a time.
-        std::fill(oh, oh + D, 0.0f);
-        float m = -INFINITY, sum = 0;
         for (int64_t j0 = first; j0 <= p;) {
           const int64_t j1 = std::min<int64_t>(p + 1, (j0 / bs + 1) * bs);  // end of j0's block
-          kernels_.attend(qh, key(j0), bs, value(j0), j1 - j0, D, static_cast<float>(scale), &m, &sum, oh);
+          if (j1 <= p) {
+            // The next block is elsewhere in the pool, where the hardware prefetcher
+            // cannot follow: ask for it while this one is being used.
+            const char* kn = reinterpret_cast<const char*>(KBlock(layer, table[j1 / bs]) + static_cast<size_t>(kvh) * bs * D);
+            const char* vn = reinterpret_cast<const char*>(VBlock(layer, table[j1 / bs]) + static_cast<size_t>(kvh) * bs * D);
+            for (size_t off = 0; off < block_bytes; off += 64) {
+              __builtin_prefetch(kn + off);
+              __builtin_prefetch(vn + off);
+            }
+          }
+          for (int i = 0; i < nh; ++i)
+            kernels_.attend(q + (t * H + h0 + i) * D, key(j0), bs, value(j0), j1 - j0, D, static_cast<float>(scale), &m[i], &sum[i],
+                            out + (t * H + h0 + i) * D);
           j0 = j1;
         }
-        const float inv = 1.0f / sum;
-        for (int i = 0; i < D; ++i) oh[i] *= inv;
+        for (int i = 0; i < nh; ++i) {
+          float* oh = out + (t * H + h0 + i) * D;
+          const float inv = 1.0f / sum[i];
+          for (int d = 0; d < D; ++d) oh[d] *= inv;
+        }
       }
     }
-  });
+  }, ThreadPool::Options{.grain = 1, .steal = true});
 }
 
 Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
@@ -376,7 +423,9 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   thread_scratch_.resize(pool_.num_threads());
   for (auto& s : thread_scratch_) s.resize(std::max<size_t>(s.size(), std::max({max_in_, cfg_.hidden_size, config_.kv.block_size})));
   thread_part_.resize(pool_.num_threads());
-  for (auto& s : thread_part_) s.resize(std::max<size_t>(s.size(), 2 * T * kRowChunk));
+  // Enough for T tokens and for the logits' fewer rows (which may make a decode-sized chunk).
+  const size_t part_floats = 2 * std::max(T * RowChunk(T), (kDotTile - 1) * kDecodeRowChunk);
+  for (auto& s : thread_part_) s.resize(std::max(s.size(), part_floats));
   token_seq_.resize(T);
   RopeTable(b.positions);
   for (size_t s = 0; s < b.seqs.size(); ++s)

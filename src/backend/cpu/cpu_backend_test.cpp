@@ -146,6 +146,52 @@ TEST_P(CpuBackendTest, HugePageWeightsGiveIdenticalLogits) {
   for (size_t i = 0; i < mapped.size(); ++i) ASSERT_EQ(mapped[i], huge[i]) << i;
 }
 
+// The fast path splits attention by KV-head group and then by thread count, and
+// walks a sliding window from a position inside a block: the logits must match the
+// reference path's for every split (stories260K: 8 query heads over 4 KV heads).
+TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
+  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  Model& model = **loaded;
+  const std::vector<int32_t> table = {7, 2, 5, 0, 3};
+  auto run = [&](CpuBackendConfig::Precision precision, int threads) {
+    CpuBackendConfig c;
+    c.kv.num_blocks = 8;
+    c.kv.block_size = 4;
+    c.num_threads = threads;
+    c.precision = precision;
+    auto backend = CreateCpuBackend(model, c);
+    EXPECT_TRUE(backend.ok());
+    // Chunks of 6, 1 and 6 tokens: prefill, a decode step and a prefill over 13 tokens.
+    std::vector<float> logits(3 * model.config.vocab_size), all;
+    int ctx = 0;
+    for (int n : {6, 1, 6}) {
+      BatchDescriptor b;
+      b.tokens.assign(kPrompt.begin() + ctx, kPrompt.begin() + ctx + n);
+      for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
+      const int blocks = (ctx + n + 3) / 4;
+      b.block_tables.assign(table.begin(), table.begin() + blocks);
+      b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
+      b.logit_rows = {0, n - 1};
+      EXPECT_TRUE((*backend)->Forward(b, logits).ok());
+      all.insert(all.end(), logits.begin(), logits.begin() + 2 * model.config.vocab_size);
+      ctx += n;
+    }
+    return all;
+  };
+  for (int window : {0, 5}) {
+    model.config.sliding_window = window;
+    const std::vector<float> want = run(CpuBackendConfig::Precision::kReference, 1);
+    for (int threads : {1, 2, 3, 5}) {
+      const std::vector<float> got = run(CpuBackendConfig::Precision::kFast, threads);
+      ASSERT_EQ(got.size(), want.size());
+      double worst = 0;
+      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
+      EXPECT_LT(worst, 1e-4) << "window " << window << ", " << threads << " threads";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Precisions, CpuBackendTest,
                          ::testing::Values(CpuBackendConfig::Precision::kReference, CpuBackendConfig::Precision::kFast),
                          [](const auto& info) {

@@ -54,6 +54,7 @@ void AttendWithAxpy(const float* q, const float* k, int64_t k_stride, const floa
     }
   }
 }
+
 }  // namespace
 
 void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
@@ -141,6 +142,13 @@ void Q4_0TileScalar(const void* w, size_t rb, int rows, const int8_t* xq, int64_
 }
 void ScaleAxpyScalar(float scale, float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] * scale + a * x[i];
+}
+// Also the AVX2 set's: the activation is ~2% of a decode step even in scalar form.
+void SiluMulScalar(const float* gate, const float* up, float* out, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    out[i] = g / (1.0f + std::exp(-g)) * up[i];
+  }
 }
 
 // ---- AVX2 + FMA + F16C ----
@@ -351,7 +359,7 @@ KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64
 
 const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
                              F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar,
-                             AttendWithAxpy<ScaleAxpyScalar>, "scalar"};
+                             AttendWithAxpy<ScaleAxpyScalar>, SiluMulScalar, "scalar"};
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,
                            DotBF16Avx2,
@@ -364,6 +372,7 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            QuantTileFromRows<Q4_0TileAvx2Row>,
                            ScaleAxpyAvx2,
                            AttendWithAxpy<ScaleAxpyAvx2>,
+                           SiluMulScalar,
                            "avx2"};
 
 }  // namespace

@@ -45,6 +45,9 @@ struct DotKernels {
   // are rows of d floats at v.
   void (*attend)(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale, float* m,
                  float* sum, float* out);
+  // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (SwiGLU's activation).
+  // out may alias gate or up.
+  void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   const char* name;
 };
 

@@ -335,6 +335,17 @@ KV_AVX512 void Attend(const float* q, const float* k, int64_t k_stride, const fl
   }
 }
 
+// Exp's clamping keeps the extremes finite: silu(g) -> 0 for g << 0 and g for g >> 0.
+KV_AVX512 void SiluMul(const float* gate, const float* up, float* out, int64_t n) {
+  const __m512 one = _mm512_set1_ps(1.0f);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = i + 16 <= n ? static_cast<__mmask16>(0xFFFF) : TailMask(n - i);
+    const __m512 g = _mm512_maskz_loadu_ps(m, gate + i);
+    const __m512 silu = _mm512_div_ps(g, _mm512_add_ps(one, Exp(_mm512_sub_ps(_mm512_setzero_ps(), g))));
+    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(silu, _mm512_maskz_loadu_ps(m, up + i)));
+  }
+}
+
 // Two blocks of 32 at a time: |x| max per block, d = max / 127, q = round(x / d).
 KV_AVX512 void QuantizeQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
   for (int64_t b = 0; b < n / 32; ++b) {
@@ -364,6 +375,7 @@ const DotKernels kAvx512 = {DotF32,
                             QuantTile<Q4Blocks>,
                             ScaleAxpy,
                             Attend,
+                            SiluMul,
                             "avx512-vnni"};
 
 }  // namespace

@@ -201,6 +201,32 @@ TEST(Kernels, ScaleAxpyMatchesScalar) {
   }
 }
 
+TEST(Kernels, SiluMulMatchesExactActivation) {
+  std::mt19937 rng(8);
+  for (int64_t n : {1, 7, 16, 17, 33, 100, 5632}) {
+    auto g = RandomRow(n, rng, 4.0f), u = RandomRow(n, rng);
+    // The extremes: Exp clamps, so silu must still be ~0 far below zero and ~g far above.
+    if (n >= 4) {
+      g[0] = -200.0f;
+      g[1] = 200.0f;
+      g[2] = -88.5f;
+      g[3] = 0.0f;
+    }
+    for (const DotKernels* k : AvailableDotKernels()) {
+      std::vector<float> out(n, NAN);
+      k->silu_mul(g.data(), u.data(), out.data(), n);
+      for (int64_t i = 0; i < n; ++i) {
+        const double exact = g[i] / (1.0 + std::exp(-static_cast<double>(g[i]))) * u[i];
+        EXPECT_NEAR(out[i], exact, 1e-6 * (1.0 + std::fabs(exact))) << k->name << " n=" << n << " g=" << g[i];
+      }
+      // In place, as the backend may call it.
+      std::vector<float> inplace = g;
+      k->silu_mul(inplace.data(), u.data(), inplace.data(), n);
+      for (int64_t i = 0; i < n; ++i) EXPECT_EQ(inplace[i], out[i]) << k->name;
+    }
+  }
+}
+
 // attend over n keys, fed in pieces of `piece` keys (as the backend feeds one KV
 // block at a time), against softmax(scale q.K) V in double. The keys are handed over
 // transposed, with a stride wider than n (as in a KV block).
