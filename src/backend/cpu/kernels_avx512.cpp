@@ -126,10 +126,7 @@ struct Q8Blocks {
                            : _mm512_zextsi256_si512(lo);
     return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
   }
-  static uint32_t Scales(const void* row, int64_t b, bool pair) {
-    const BlockQ8_0* w = static_cast<const BlockQ8_0*>(row) + b;
-    return w[0].d | (pair ? static_cast<uint32_t>(w[1].d) << 16 : 0u);
-  }
+  static constexpr int kBlockWords = sizeof(BlockQ8_0) / 2;
 };
 struct Q4Blocks {
   static constexpr int kOffset = 8;
@@ -146,10 +143,7 @@ struct Q4Blocks {
     const __m512i v = _mm512_shuffle_i64x2(both, both, _MM_SHUFFLE(3, 1, 2, 0));
     return pair ? v : _mm512_zextsi256_si512(_mm512_castsi512_si256(v));
   }
-  static uint32_t Scales(const void* row, int64_t b, bool pair) {
-    const BlockQ4_0* w = static_cast<const BlockQ4_0*>(row) + b;
-    return w[0].d | (pair ? static_cast<uint32_t>(w[1].d) << 16 : 0u);
-  }
+  static constexpr int kBlockWords = sizeof(BlockQ4_0) / 2;
 };
 
 // {s0 x8, s1 x8} from two floats in the low lanes of v.
@@ -157,7 +151,23 @@ KV_AVX512 inline __m512 SpreadPair(__m128 v) {
   const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
   return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(v));
 }
-KV_AVX512 inline __m512 WeightScales(uint32_t two_fp16) { return SpreadPair(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(two_fp16)))); }
+// The fp16 scales of a block pair, {d0 x8, d1 x8} (d1 = 0 without a second block):
+// one masked load of the pair's words (the scales are words 0 and kBlockWords; the
+// mask keeps the load inside the pair), one word permute, one conversion. Cheaper than
+// two scalar loads merged in a general register: the decode loop is a few
+// instructions per byte of weights, and at two threads those instructions, not the
+// memory, can be what limits it.
+template <typename B>
+KV_AVX512 inline __m512 WeightScales(const void* row, int64_t b, bool pair) {
+  static_assert(B::kBlockWords < 32);
+  const auto* block = static_cast<const uint8_t*>(row) + b * 2 * B::kBlockWords;
+  const __mmask32 words = pair ? static_cast<__mmask32>((uint64_t{1} << (B::kBlockWords + 1)) - 1) : __mmask32{1};
+  const __m512i raw = _mm512_maskz_loadu_epi16(words, block);
+  const __m512i idx = _mm512_set_epi16(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  //
+                                       B::kBlockWords, B::kBlockWords, B::kBlockWords, B::kBlockWords, B::kBlockWords,
+                                       B::kBlockWords, B::kBlockWords, B::kBlockWords, 0, 0, 0, 0, 0, 0, 0, 0);
+  return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, raw)));
+}
 KV_AVX512 inline __m512 ActivationScales(const float* xs, int64_t b, bool pair) {
   // _mm_loadl_epi64 is an unaligned 8-byte load (_mm_load_sd would be a misaligned double).
   return SpreadPair(pair ? _mm_castsi128_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xs + b))) : _mm_load_ss(xs + b));
@@ -177,7 +187,7 @@ template <typename B>
 KV_AVX512 inline __m512 QuantPair(const void* w, const int8_t* xq, const float* xs, int64_t b, bool pair) {
   const __m512i xv = ActivationBytes(xq, b, pair);
   const __m512i s = _mm512_dpbusd_epi32(NegatedOffset<B>(xv), B::Weights(w, b, pair), xv);
-  const __m512 scale = _mm512_mul_ps(WeightScales(B::Scales(w, b, pair)), ActivationScales(xs, b, pair));
+  const __m512 scale = _mm512_mul_ps(WeightScales<B>(w, b, pair), ActivationScales(xs, b, pair));
   return _mm512_mul_ps(_mm512_cvtepi32_ps(s), scale);
 }
 
@@ -221,7 +231,7 @@ KV_AVX512 void QuantTileRows(const uint8_t* w, size_t row_bytes, const int8_t* x
     for (int r = 0; r < R; ++r) {
       const void* row = w + r * row_bytes;
       const __m512i wv = B::Weights(row, b, pair);
-      const __m512 wscale = WeightScales(B::Scales(row, b, pair));
+      const __m512 wscale = WeightScales<B>(row, b, pair);
       for (int t = 0; t < T; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[t], wv, xv[t]));
         acc[r][t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(wscale, xscale[t]), acc[r][t]);
