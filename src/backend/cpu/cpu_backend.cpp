@@ -90,7 +90,12 @@ class CpuBackend final : public Backend {
   // every layer and for q and k, so computed once per forward pass.
   void RopeTable(const std::vector<int32_t>& positions);
   void Rope(float* v, int64_t T, int n_heads) const;
+  // out[t, h] = softmax(q[t, h] . K / sqrt(d)) V over the keys new token t sees.
   void Attention(const BatchDescriptor& batch, int layer, const float* q, float* out);
+  void AttentionReference(const BatchDescriptor& batch, int layer, const float* q, float* out);
+  void AttentionFast(const BatchDescriptor& batch, int layer, const float* q, float* out);
+  // The keys new token t attends to are positions [*first, *last] of its sequence.
+  void KeyRange(const BatchDescriptor& batch, int64_t t, int64_t* first, int64_t* last) const;
 
   const Model& model_;
   const ModelConfig& cfg_;
@@ -112,6 +117,10 @@ class CpuBackend final : public Backend {
   std::vector<std::vector<float>> thread_scratch_;
   std::vector<std::vector<float>> thread_part_;  // 2 x T x RowChunk(T) per thread (gate and up)
   std::vector<int32_t> token_seq_;  // new token -> its sequence index
+  // AttentionFast: token t's runs of KV blocks are [run_begin_[t], run_begin_[t + 1]);
+  // run_state_ holds split runs' softmax states.
+  std::vector<int64_t> run_begin_;
+  std::vector<float> run_state_;
   std::vector<float> rope_cos_, rope_sin_;  // [T, head_dim / 2]
 };
 
@@ -304,104 +313,158 @@ void CpuBackend::Rope(float* v, int64_t T, int n_heads) const {
   }
 }
 
+void CpuBackend::KeyRange(const BatchDescriptor& b, int64_t t, int64_t* first, int64_t* last) const {
+  const SequenceSlice& seq = b.seqs[token_seq_[t]];
+  *last = seq.context_len + (t - seq.token_begin);  // the token's own position
+  *first = cfg_.sliding_window > 0 ? std::max<int64_t>(0, *last - cfg_.sliding_window + 1) : 0;
+}
+
 void CpuBackend::Attention(const BatchDescriptor& b, int layer, const float* q, float* out) {
-  const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
+  if (config_.precision == Precision::kReference) AttentionReference(b, layer, q, out);
+  else AttentionFast(b, layer, q, out);
+}
+
+void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const float* q, float* out) {
+  const int H = cfg_.num_heads, D = cfg_.head_dim, bs = config_.kv.block_size, group = H / cfg_.num_kv_heads;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
-  const bool reference = config_.precision == Precision::kReference;
-  // A unit of work is one token's query heads that share a KV head (or a slice of them):
-  // the fast path walks the KV blocks once for all of them, block by block, so a block
-  // comes from memory once per group and from L1 for the group's other heads. Groups
-  // are split into slices only as far as needed to give every thread work (a decode
-  // step of a model with fewer KV heads than threads); the reference path takes one
-  // head at a time. (A kernel scoring all heads of a group per key load was tried: 2x
-  // faster on cached data, slower here, where blocks come from DRAM and one head's
-  // denser loads keep more of them in flight.)
-  int slices = group;
-  if (!reference) {
-    const int64_t units = T * KVH;
-    slices = static_cast<int>(std::clamp<int64_t>((2 * pool_.num_threads() + units - 1) / units, 1, group));
-  }
-  const int per_slice = (group + slices - 1) / slices;
-  // Stealing, because in a prefill chunk later tokens attend over more keys than earlier ones.
-  pool_.ParallelFor(T * KVH * slices, [&](int64_t i0, int64_t i1, int tid) {
+  pool_.ParallelFor(T * H, [&](int64_t i0, int64_t i1, int tid) {
     std::vector<float>& scores = thread_scratch_[tid];
-    std::vector<double> acc(reference ? D : 0);
+    std::vector<double> acc(D);
     for (int64_t item = i0; item < i1; ++item) {
-      const int64_t t = item / (KVH * slices);
-      const int kvh = static_cast<int>(item / slices % KVH), slice = static_cast<int>(item % slices);
-      const int h_begin = kvh * group + slice * per_slice, h_end = std::min(kvh * group + group, h_begin + per_slice);
-      if (h_begin >= h_end) continue;
-      const SequenceSlice& seq = b.seqs[token_seq_[t]];
-      const int32_t* table = b.block_tables.data() + seq.block_table_begin;
-      const int64_t p = seq.context_len + (t - seq.token_begin);  // absolute position of this token
-      int64_t first = 0;
-      if (cfg_.sliding_window > 0) first = std::max<int64_t>(0, p - cfg_.sliding_window + 1);
-      // Key j's element i is key(j)[i * bs] (transposed blocks).
-      auto key = [&](int64_t j) { return KBlock(layer, table[j / bs]) + static_cast<size_t>(kvh) * bs * D + j % bs; };
-      auto value = [&](int64_t j) { return VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D; };
-      if (reference) {
-        for (int h = h_begin; h < h_end; ++h) {
-          const float* qh = q + (t * H + h) * D;
-          float* oh = out + (t * H + h) * D;
-          // Two passes in double: exact max first, then exp-weighted sum of values.
-          if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
-          double maxs = -INFINITY;
-          for (int64_t j = first; j <= p; ++j) {
-            const float* kj = key(j);
-            double d = 0;
-            for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
-            scores[j] = static_cast<float>(d * scale);
-            maxs = std::max<double>(maxs, scores[j]);
-          }
-          double sum = 0;
-          std::fill(acc.begin(), acc.end(), 0.0);
-          for (int64_t j = first; j <= p; ++j) {
-            const double e = std::exp(static_cast<double>(scores[j]) - maxs);
-            sum += e;
-            const float* vj = value(j);
-            for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
-          }
-          for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
-        }
-        continue;
+      const int64_t t = item / H;
+      const int h = static_cast<int>(item % H), kvh = h / group;
+      const int32_t* table = b.block_tables.data() + b.seqs[token_seq_[t]].block_table_begin;
+      int64_t first, p;
+      KeyRange(b, t, &first, &p);
+      const float* qh = q + (t * H + h) * D;
+      float* oh = out + (t * H + h) * D;
+      // Two passes in double: exact max first, then exp-weighted sum of values. Key j's
+      // element i is at i * bs from its first (transposed blocks).
+      if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
+      double maxs = -INFINITY;
+      for (int64_t j = first; j <= p; ++j) {
+        const float* kj = KBlock(layer, table[j / bs]) + static_cast<size_t>(kvh) * bs * D + j % bs;
+        double d = 0;
+        for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
+        scores[j] = static_cast<float>(d * scale);
+        maxs = std::max<double>(maxs, scores[j]);
       }
-      // Online softmax, one pass over the blocks for up to kHeadsPerPass heads at a time.
-      constexpr int kHeadsPerPass = 16;
-      const size_t block_bytes = static_cast<size_t>(bs) * D * sizeof(float);
-      for (int h0 = h_begin; h0 < h_end; h0 += kHeadsPerPass) {
-        const int nh = std::min(kHeadsPerPass, h_end - h0);
-        float m[kHeadsPerPass], sum[kHeadsPerPass];
-        for (int i = 0; i < nh; ++i) {
-          m[i] = -INFINITY;
-          sum[i] = 0;
-          std::fill_n(out + (t * H + h0 + i) * D, D, 0.0f);
-        }
-        for (int64_t j0 = first; j0 <= p;) {
-          const int64_t j1 = std::min<int64_t>(p + 1, (j0 / bs + 1) * bs);  // end of j0's block
-          if (j1 <= p) {
-            // The next block is elsewhere in the pool, where the hardware prefetcher
-            // cannot follow: ask for it while this one is being used.
-            const char* kn = reinterpret_cast<const char*>(KBlock(layer, table[j1 / bs]) + static_cast<size_t>(kvh) * bs * D);
-            const char* vn = reinterpret_cast<const char*>(VBlock(layer, table[j1 / bs]) + static_cast<size_t>(kvh) * bs * D);
-            for (size_t off = 0; off < block_bytes; off += 64) {
-              __builtin_prefetch(kn + off);
-              __builtin_prefetch(vn + off);
-            }
+      double sum = 0;
+      std::fill(acc.begin(), acc.end(), 0.0);
+      for (int64_t j = first; j <= p; ++j) {
+        const double e = std::exp(static_cast<double>(scores[j]) - maxs);
+        sum += e;
+        const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
+        for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
+      }
+      for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
+    }
+  });
+}
+
+// A unit of work is one new token's keys in one run of whole KV blocks, for all its
+// query heads: a block's keys (then its values) for every KV head lie in one
+// contiguous piece of the pool, consecutive blocks of a sequence are usually
+// neighbours, and a block is read from memory once for all the query heads that use
+// it. A token with many keys and few other tokens beside it (a decode step) has its
+// blocks split into several runs, one thread each, with the runs' online-softmax
+// states merged at the end, so the threads share the work whatever the number of KV
+// heads (SmolLM2 has 3 for 2 threads). Measured against one unit per KV-head group
+// (same process, alternate steps): equal at a 128-token context, up to 16% faster at
+// 1000 tokens. What remains is mostly arithmetic: f32 attention runs at ~4 ns per key
+// and query head from cache on this CPU (FMA throughput), ~8 ns with the blocks
+// coming from DRAM.
+void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float* q, float* out) {
+  const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
+  const int64_t T = static_cast<int64_t>(b.tokens.size());
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  // Runs per token: enough that every thread has two, but no more runs than blocks.
+  const int64_t runs_wanted = (2 * pool_.num_threads() + T - 1) / T;
+  run_begin_.resize(T + 1);
+  run_begin_[0] = 0;
+  for (int64_t t = 0; t < T; ++t) {
+    int64_t first, p;
+    KeyRange(b, t, &first, &p);
+    run_begin_[t + 1] = run_begin_[t] + std::min(runs_wanted, p / bs - first / bs + 1);
+  }
+  const int64_t runs = run_begin_[T];
+  // Per split run: m and sum of each head, then each head's unnormalized output.
+  const size_t state_floats = static_cast<size_t>(H) * (D + 2);
+  if (runs > T) run_state_.resize(runs * state_floats);
+  pool_.ParallelFor(runs, [&](int64_t r0, int64_t r1, int tid) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t t = std::upper_bound(run_begin_.begin(), run_begin_.end(), r) - run_begin_.begin() - 1;
+      const int64_t n_runs = run_begin_[t + 1] - run_begin_[t], run = r - run_begin_[t];
+      const int32_t* table = b.block_tables.data() + b.seqs[token_seq_[t]].block_table_begin;
+      int64_t first, p;
+      KeyRange(b, t, &first, &p);
+      const int64_t fb = first / bs, nb = p / bs - fb + 1;
+      const int64_t b0 = fb + nb * run / n_runs, b1 = fb + nb * (run + 1) / n_runs;  // this run's blocks
+      float *m, *sum, *o;
+      if (n_runs == 1) {
+        m = thread_scratch_[tid].data();
+        sum = m + H;
+        o = out + t * H * D;
+      } else {
+        m = run_state_.data() + r * state_floats;
+        sum = m + H;
+        o = sum + H;
+      }
+      std::fill_n(m, H, -INFINITY);
+      std::fill_n(sum, H, 0.0f);
+      std::fill_n(o, H * D, 0.0f);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        const int64_t j0 = std::max(first, blk * bs), j1 = std::min(p + 1, (blk + 1) * bs);
+        if (blk + 1 < b1 && table[blk + 1] != table[blk] + 1) {
+          // The next block is elsewhere in the pool, where the hardware prefetcher
+          // will not look: ask for it while this one is used.
+          const char* kn = reinterpret_cast<const char*>(KBlock(layer, table[blk + 1]));
+          const char* vn = reinterpret_cast<const char*>(VBlock(layer, table[blk + 1]));
+          for (size_t off = 0; off < block_floats_ * sizeof(float); off += 64) {
+            __builtin_prefetch(kn + off);
+            __builtin_prefetch(vn + off);
           }
-          for (int i = 0; i < nh; ++i)
-            kernels_.attend(q + (t * H + h0 + i) * D, key(j0), bs, value(j0), j1 - j0, D, static_cast<float>(scale), &m[i], &sum[i],
-                            out + (t * H + h0 + i) * D);
-          j0 = j1;
         }
-        for (int i = 0; i < nh; ++i) {
-          float* oh = out + (t * H + h0 + i) * D;
-          const float inv = 1.0f / sum[i];
-          for (int d = 0; d < D; ++d) oh[d] *= inv;
+        const float* kb = KBlock(layer, table[blk]) + (j0 - blk * bs);
+        const float* vb = VBlock(layer, table[blk]) + (j0 - blk * bs) * D;
+        for (int kvh = 0; kvh < KVH; ++kvh) {
+          const float* k = kb + static_cast<size_t>(kvh) * bs * D;
+          const float* v = vb + static_cast<size_t>(kvh) * bs * D;
+          for (int h = kvh * group; h < (kvh + 1) * group; ++h)
+            kernels_.attend(q + (t * H + h) * D, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
+        }
+      }
+      if (n_runs == 1) {
+        for (int h = 0; h < H; ++h) {
+          const float inv = 1.0f / sum[h];
+          for (int d = 0; d < D; ++d) o[h * D + d] *= inv;
         }
       }
     }
-  }, ThreadPool::Options{.grain = 1, .steal = true});
+  }, ThreadPool::Options{.grain = 1, .steal = true});  // stealing: in prefill later tokens have more keys
+  if (runs == T) return;
+  // Merge split runs: rescale each run's sums to the largest max.
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t n_runs = run_begin_[t + 1] - run_begin_[t];
+    if (n_runs == 1) continue;
+    const float* state0 = run_state_.data() + run_begin_[t] * state_floats;
+    for (int h = 0; h < H; ++h) {
+      float mx = -INFINITY;
+      for (int64_t r = 0; r < n_runs; ++r) mx = std::max(mx, state0[r * state_floats + h]);
+      float* oh = out + (t * H + h) * D;
+      std::fill_n(oh, D, 0.0f);
+      float total = 0;
+      for (int64_t r = 0; r < n_runs; ++r) {
+        const float* st = state0 + r * state_floats;
+        const float w = std::exp(st[h] - mx);
+        total += w * st[H + h];
+        kernels_.scale_axpy(1.0f, w, st + 2 * H + h * D, oh, D);
+      }
+      const float inv = 1.0f / total;
+      for (int d = 0; d < D; ++d) oh[d] *= inv;
+    }
+  }
 }
 
 Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
