@@ -379,8 +379,10 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
   const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
-  // Runs per token: enough that every thread has two, but no more runs than blocks.
-  const int64_t runs_wanted = (2 * pool_.num_threads() + T - 1) / T;
+  // Runs per token: enough that every thread has two (one run each on one thread), but
+  // no more runs than blocks.
+  const int threads = pool_.num_threads();
+  const int64_t runs_wanted = threads == 1 ? 1 : (2 * threads + T - 1) / T;
   run_begin_.resize(T + 1);
   run_begin_[0] = 0;
   for (int64_t t = 0; t < T; ++t) {
