@@ -9,7 +9,11 @@
 //
 // Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
-//                     [--weights huge-pages|mapped] [--compare-weight-memory]
+//                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
+//
+// --phases: after each row, where the timed decode steps spent their wall time, phase by
+// phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
+// read limit.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -64,6 +68,7 @@ struct Args {
   int bw_reps = 5;
   WeightMemory weights = WeightMemory::kHugePages;
   bool compare_weight_memory = false;
+  bool phases = false;
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -148,7 +153,44 @@ struct RunResult {
   double read_limit_tps = 0;     // 1 / median time to read the weight bytes once
   double paired_fraction = 0;    // median over steps of (read time / step time)
   Rate prefill_tps;
+  CpuForwardProfile phases;  // of the timed steps in a row (with --phases)
 };
+
+// The weight bytes each profile phase reads per decode step (0: none to speak of).
+std::vector<double> PhaseWeightBytes(const Model& m) {
+  std::vector<double> bytes(CpuForwardProfile::kNumPhases, 0.0);
+  for (const LayerWeights& l : m.weights.layers) {
+    bytes[CpuForwardProfile::kQkv] += static_cast<double>(l.wq.nbytes + l.wk.nbytes + l.wv.nbytes);
+    bytes[CpuForwardProfile::kAttentionOut] += static_cast<double>(l.wo.nbytes);
+    bytes[CpuForwardProfile::kMlpGateUp] += static_cast<double>(l.w_gate.nbytes + l.w_up.nbytes);
+    bytes[CpuForwardProfile::kMlpDown] += static_cast<double>(l.w_down.nbytes);
+  }
+  bytes[CpuForwardProfile::kLogits] = static_cast<double>(m.weights.output.nbytes);
+  return bytes;
+}
+
+void PrintPhases(const RunResult& r, const Model& m, double bytes_per_token) {
+  const CpuForwardProfile& p = r.phases;
+  if (p.passes == 0) return;
+  const std::vector<double> bytes = PhaseWeightBytes(m);
+  const double limit_gbs = bytes_per_token * r.read_limit_tps / 1e9;  // the row's read limit
+  double total = 0;
+  for (double s : p.seconds) total += s;
+  std::printf("\n| phase (%lld steps) | ms per step | share of step | weight MB | GB/s | of the read limit (%.1f GB/s) |\n",
+              static_cast<long long>(p.passes), limit_gbs);
+  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  for (int i = 0; i < CpuForwardProfile::kNumPhases; ++i) {
+    const double secs = p.seconds[i] / p.passes;
+    if (bytes[i] > 0) {
+      const double gbs = bytes[i] / secs / 1e9;
+      std::printf("| %s | %.3f | %.1f%% | %.1f | %.1f | %.0f%% |\n", CpuForwardProfile::Name(i), secs * 1e3, 100.0 * p.seconds[i] / total,
+                  bytes[i] / 1e6, gbs, 100.0 * gbs / limit_gbs);
+    } else {
+      std::printf("| %s | %.3f | %.1f%% | | | |\n", CpuForwardProfile::Name(i), secs * 1e3, 100.0 * p.seconds[i] / total);
+    }
+  }
+  std::printf("\n");
+}
 
 // One sequence through the backend, blocks 0.. in order.
 BatchDescriptor SequenceBatch(const std::vector<int32_t>& tokens, int context_len, int block_size) {
@@ -191,7 +233,9 @@ CpuBackendConfig BenchBackendConfig(const Args& a, int threads) {
 // measured within a fraction of a second of it.
 StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std::span<const uint64_t> read_buf) {
   const int block_size = kBlockSize;
-  const CpuBackendConfig cfg = BenchBackendConfig(a, threads);
+  CpuForwardProfile profile;
+  CpuBackendConfig cfg = BenchBackendConfig(a, threads);
+  if (a.phases) cfg.profile = &profile;
   KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateCpuBackend(model, cfg));
   const int vocab = model.config.vocab_size;
   std::vector<float> logits(vocab);
@@ -226,6 +270,7 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std
     KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch(random_tokens(a.context), 0, block_size), logits));
     int pos = a.context;
     for (int s = 0; s < 2; ++s, ++pos) KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
+    profile = CpuForwardProfile();
     const auto t0 = Clock::now();
     const double c0 = ProcessCpuSeconds();
     std::vector<double> step_seconds, read_seconds, ratios;
@@ -237,6 +282,7 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std
     }
     r.decode_tps.wall = a.decode_steps / Seconds(t0, Clock::now());
     r.decode_tps.cpu = a.decode_steps / ((ProcessCpuSeconds() - c0) / threads);
+    r.phases = profile;
     // Paired: step, then a read of the same bytes. This VM's memory stalls for hundreds
     // of ms at times (other tenants); the median of the per-pair ratios is immune to
     // spells that hit a step and its read alike, and the medians to the rest.
@@ -329,6 +375,7 @@ int Main(int argc, char** argv) {
     else if (k == "--prompt") a.prompt = std::stoi(val());
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
+    else if (k == "--phases") a.phases = true;
     else if (k == "--weights") {
       auto w = ParseWeightMemory(val());
       if (!w.ok()) {
@@ -413,6 +460,7 @@ int Main(int argc, char** argv) {
       std::printf("| %s | %s | %.1f | %d | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(),
                   bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps, 100.0 * r->paired_fraction, r->decode_tps.wall,
                   100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall, r->prefill_tps.cpu);
+      if (a.phases) PrintPhases(*r, **model, bytes);
       std::fflush(stdout);
     }
   }

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -15,9 +16,39 @@
 #include "util/huge_page_region.h"
 
 namespace kvserve {
+
+const char* CpuForwardProfile::Name(int phase) {
+  static constexpr const char* kNames[kNumPhases] = {"set-up, embedding, norms", "Q/K/V products", "RoPE, K/V writes", "attention",
+                                                     "attention output product", "gate/up products, SwiGLU", "down product",
+                                                     "logits"};
+  return phase >= 0 && phase < kNumPhases ? kNames[phase] : "?";
+}
+
 namespace {
 
 using Precision = CpuBackendConfig::Precision;
+
+// Adds the wall time since the previous lap to a phase of the profile (no clock reads
+// without one).
+class PhaseClock {
+ public:
+  explicit PhaseClock(CpuForwardProfile* profile) : profile_(profile) {
+    if (profile_) {
+      ++profile_->passes;
+      last_ = std::chrono::steady_clock::now();
+    }
+  }
+  void Lap(CpuForwardProfile::Phase phase) {
+    if (!profile_) return;
+    const auto now = std::chrono::steady_clock::now();
+    profile_->seconds[phase] += std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+  }
+
+ private:
+  CpuForwardProfile* profile_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 class CpuBackend final : public Backend {
  public:
@@ -473,6 +504,8 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   KV_RETURN_IF_ERROR(Validate(b, logits.size()));
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   if (T == 0) return Status::Ok();
+  PhaseClock clock(config_.profile);
+  using Phase = CpuForwardProfile::Phase;
   const int Hd = cfg_.hidden_size, Q = cfg_.q_dim(), KVd = cfg_.kv_dim(), I = cfg_.intermediate_size, D = cfg_.head_dim;
   const int bs = config_.kv.block_size;
   x_.resize(T * Hd);
@@ -515,12 +548,15 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   for (int l = 0; l < cfg_.num_layers; ++l) {
     const LayerWeights& L = W.layers[l];
     RmsNorm(x_.data(), static_cast<const float*>(L.attn_norm.data), xn_.data(), T, Hd);
+    clock.Lap(Phase::kEmbedAndNorms);
     MatMuls({{&L.wq, q_.data()}, {&L.wk, k_.data()}, {&L.wv, v_.data()}}, xn_.data(), T);
+    clock.Lap(Phase::kQkv);
     add_bias(q_.data(), L.bq, Q);
     add_bias(k_.data(), L.bk, KVd);
     add_bias(v_.data(), L.bv, KVd);
     head_norm(q_.data(), L.q_norm, cfg_.num_heads);
     head_norm(k_.data(), L.k_norm, cfg_.num_kv_heads);
+    clock.Lap(Phase::kEmbedAndNorms);
     Rope(q_.data(), T, cfg_.num_heads);
     Rope(k_.data(), T, cfg_.num_kv_heads);
     // Write the new tokens' K/V into their slots before attention (causal within the chunk).
@@ -536,12 +572,18 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
                     D * sizeof(float));
       }
     }
+    clock.Lap(Phase::kRopeAndKvWrite);
     Attention(b, l, q_.data(), attn_.data());
+    clock.Lap(Phase::kAttention);
     MatMuls({{&L.wo, x_.data(), Write::kAdd}}, attn_.data(), T);
+    clock.Lap(Phase::kAttentionOut);
 
     RmsNorm(x_.data(), static_cast<const float*>(L.ffn_norm.data), xn_.data(), T, Hd);
+    clock.Lap(Phase::kEmbedAndNorms);
     SwiGLU(L.w_gate, L.w_up, xn_.data(), T, gate_.data());
+    clock.Lap(Phase::kMlpGateUp);
     MatMuls({{&L.w_down, x_.data(), Write::kAdd}}, gate_.data(), T);
+    clock.Lap(Phase::kMlpDown);
   }
 
   // Logits only for the requested rows.
@@ -552,6 +594,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   RmsNorm(rows.data(), static_cast<const float*>(W.output_norm.data), rows.data(), R, Hd);
   if (static_cast<int64_t>(xq_.size()) < R * max_in_) xq_.resize(R * max_in_);
   MatMul(W.output, rows.data(), R, logits.data());
+  clock.Lap(Phase::kLogits);
   return Status::Ok();
 }
 

@@ -9,6 +9,26 @@
 
 namespace kvserve {
 
+// Where forward passes spend their wall time, phase by phase, summed over passes (for
+// benchmarks: decode_bench --phases shows which part of a decode step falls short of
+// the bandwidth limit). Written by Forward only when a CpuBackendConfig points at one.
+struct CpuForwardProfile {
+  enum Phase {
+    kEmbedAndNorms,  // buffers, embedding rows, the per-layer RMS norms, biases and q/k norms
+    kQkv,            // the Q, K and V products
+    kRopeAndKvWrite, // rotary embedding, the new tokens' K and V into their blocks
+    kAttention,
+    kAttentionOut,   // the output projection (and residual)
+    kMlpGateUp,      // gate and up products with the SwiGLU activation
+    kMlpDown,        // the down product (and residual)
+    kLogits,         // final norm and output products of the logit rows
+    kNumPhases
+  };
+  static const char* Name(int phase);
+  double seconds[kNumPhases] = {};
+  int64_t passes = 0;
+};
+
 struct CpuBackendConfig {
   KvCacheConfig kv;
   int num_threads = 2;
@@ -16,6 +36,8 @@ struct CpuBackendConfig {
     kReference,  // float32 weights (dequantized row by row), double accumulators: the careful path
     kFast,       // weights in file precision, SIMD dot products, Q8 activations for Q8_0/Q4_0
   } precision = Precision::kFast;
+  // Not owned; when set, every Forward adds its phases' wall time to it.
+  CpuForwardProfile* profile = nullptr;
 };
 
 // REQUIRES: model outlives the backend. Errors: unsupported KV dtype, bad sizes.

@@ -146,6 +146,44 @@ TEST_P(CpuBackendTest, HugePageWeightsGiveIdenticalLogits) {
   for (size_t i = 0; i < mapped.size(); ++i) ASSERT_EQ(mapped[i], huge[i]) << i;
 }
 
+// A profile changes nothing but itself: the same logits, one pass counted per Forward,
+// and time in every phase a decode step has.
+TEST(CpuBackendProfile, CountsPassesAndPhasesWithoutChangingLogits) {
+  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  const Model& model = **loaded;
+  CpuForwardProfile profile;
+  std::vector<float> plain, profiled;
+  for (CpuForwardProfile* p : {static_cast<CpuForwardProfile*>(nullptr), &profile}) {
+    CpuBackendConfig c;
+    c.kv.num_blocks = 8;
+    c.kv.block_size = 4;
+    c.profile = p;
+    auto backend = CreateCpuBackend(model, c);
+    ASSERT_TRUE(backend.ok());
+    std::vector<float> logits(model.config.vocab_size);
+    int ctx = 0;
+    for (int n : {6, 1, 1}) {
+      BatchDescriptor b;
+      b.tokens.assign(kPrompt.begin() + ctx, kPrompt.begin() + ctx + n);
+      for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
+      const int blocks = (ctx + n + 3) / 4;
+      for (int i = 0; i < blocks; ++i) b.block_tables.push_back(i);
+      b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
+      b.logit_rows = {n - 1};
+      ASSERT_TRUE((*backend)->Forward(b, logits).ok());
+      ctx += n;
+    }
+    (p ? profiled : plain) = logits;
+  }
+  EXPECT_EQ(plain, profiled);
+  EXPECT_EQ(profile.passes, 3);
+  for (int i = 0; i < CpuForwardProfile::kNumPhases; ++i) {
+    EXPECT_GT(profile.seconds[i], 0.0) << CpuForwardProfile::Name(i);
+    EXPECT_STRNE(CpuForwardProfile::Name(i), "?");
+  }
+}
+
 // The fast path splits attention by KV-head group and then by thread count, and
 // walks a sliding window from a position inside a block: the logits must match the
 // reference path's for every split (stories260K: 8 query heads over 4 KV heads).
