@@ -14,6 +14,22 @@
 namespace kvserve {
 namespace {
 
+const std::vector<int32_t> kPrompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
+
+// tokens[ctx, ctx + n) as one chunk of a sequence whose blocks (4 tokens each) are
+// `table`, with logits for `logit_rows` of the chunk.
+BatchDescriptor ChunkBatch(const std::vector<int32_t>& tokens, int ctx, int n, const std::vector<int32_t>& table,
+                           std::vector<int32_t> logit_rows) {
+  BatchDescriptor b;
+  b.tokens.assign(tokens.begin() + ctx, tokens.begin() + ctx + n);
+  for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
+  const int blocks = (ctx + n + 3) / 4;
+  b.block_tables.assign(table.begin(), table.begin() + blocks);
+  b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
+  b.logit_rows = std::move(logit_rows);
+  return b;
+}
+
 class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precision> {
  protected:
   void SetUp() override {
@@ -40,14 +56,7 @@ class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precisi
     int ctx = 0;
     std::vector<float> logits(model_->config.vocab_size);
     for (int n : chunks) {
-      BatchDescriptor b;
-      b.tokens.assign(tokens.begin() + ctx, tokens.begin() + ctx + n);
-      for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
-      int blocks = (ctx + n + 3) / 4;
-      b.block_tables.assign(table.begin(), table.begin() + blocks);
-      b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
-      b.logit_rows = {n - 1};
-      Status st = backend_->Forward(b, logits);
+      Status st = backend_->Forward(ChunkBatch(tokens, ctx, n, table, {n - 1}), logits);
       EXPECT_TRUE(st.ok()) << st.ToString();
       ctx += n;
     }
@@ -57,8 +66,6 @@ class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precisi
   std::unique_ptr<Model> model_;
   std::unique_ptr<Backend> backend_;
 };
-
-const std::vector<int32_t> kPrompt = {1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421};
 
 void ExpectClose(const std::vector<float>& a, const std::vector<float>& b) {
   ASSERT_EQ(a.size(), b.size());
@@ -164,14 +171,7 @@ TEST(CpuBackendProfile, CountsPassesAndPhasesWithoutChangingLogits) {
     std::vector<float> logits(model.config.vocab_size);
     int ctx = 0;
     for (int n : {6, 1, 1}) {
-      BatchDescriptor b;
-      b.tokens.assign(kPrompt.begin() + ctx, kPrompt.begin() + ctx + n);
-      for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
-      const int blocks = (ctx + n + 3) / 4;
-      for (int i = 0; i < blocks; ++i) b.block_tables.push_back(i);
-      b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
-      b.logit_rows = {n - 1};
-      ASSERT_TRUE((*backend)->Forward(b, logits).ok());
+      ASSERT_TRUE((*backend)->Forward(ChunkBatch(kPrompt, ctx, n, {0, 1}, {n - 1}), logits).ok());
       ctx += n;
     }
     (p ? profiled : plain) = logits;
@@ -204,14 +204,7 @@ TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
     std::vector<float> logits(3 * model.config.vocab_size), all;
     int ctx = 0;
     for (int n : {6, 1, 6}) {
-      BatchDescriptor b;
-      b.tokens.assign(kPrompt.begin() + ctx, kPrompt.begin() + ctx + n);
-      for (int i = 0; i < n; ++i) b.positions.push_back(ctx + i);
-      const int blocks = (ctx + n + 3) / 4;
-      b.block_tables.assign(table.begin(), table.begin() + blocks);
-      b.seqs = {SequenceSlice{0, n, ctx, 0, blocks}};
-      b.logit_rows = {0, n - 1};
-      EXPECT_TRUE((*backend)->Forward(b, logits).ok());
+      EXPECT_TRUE((*backend)->Forward(ChunkBatch(kPrompt, ctx, n, table, {0, n - 1}), logits).ok());
       all.insert(all.end(), logits.begin(), logits.begin() + 2 * model.config.vocab_size);
       ctx += n;
     }
