@@ -54,7 +54,6 @@ void AttendWithAxpy(const float* q, const float* k, int64_t k_stride, const floa
     }
   }
 }
-
 }  // namespace
 
 void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales) {
@@ -143,7 +142,7 @@ void Q4_0TileScalar(const void* w, size_t rb, int rows, const int8_t* xq, int64_
 void ScaleAxpyScalar(float scale, float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] * scale + a * x[i];
 }
-// Also the AVX2 set's: the activation is ~2% of a decode step even in scalar form.
+// The AVX2 set uses this one too: even scalar, the activation was ~1.5% of a decode step.
 void SiluMulScalar(const float* gate, const float* up, float* out, int64_t n) {
   for (int64_t i = 0; i < n; ++i) {
     const float g = gate[i];
