@@ -10,6 +10,11 @@
 // Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
+//                     [--file-layout]
+//
+// Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0 as
+// kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the file's Q8_0 blocks. The
+// weight-memory comparison keeps the file's layout on both sides (page sizes only).
 //
 // --phases: after each row, where the timed decode steps spent their wall time, phase by
 // phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
@@ -69,6 +74,7 @@ struct Args {
   WeightMemory weights = WeightMemory::kHugePages;
   bool compare_weight_memory = false;
   bool phases = false;
+  bool file_layout = false;
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -376,6 +382,7 @@ int Main(int argc, char** argv) {
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
     else if (k == "--phases") a.phases = true;
+    else if (k == "--file-layout") a.file_layout = true;
     else if (k == "--weights") {
       auto w = ParseWeightMemory(val());
       if (!w.ok()) {
@@ -447,6 +454,7 @@ int Main(int argc, char** argv) {
         rc = 1;
         continue;
       }
+      if (!a.file_layout) PrepareWeightsForCpu(**model, BestDotKernels());
     }
     const double bytes = WeightBytesPerToken(**model);
     const ReadBuffer read_buf(static_cast<size_t>(bytes), huge);
@@ -478,6 +486,7 @@ int Main(int argc, char** argv) {
         rc = 1;
         continue;
       }
+      // Both in the file's layout: this compares page sizes only.
       for (int t : a.threads) {
         auto c = CompareWeightMemory(a, **mapped, **huge, t);
         if (!c.ok()) {

@@ -18,6 +18,10 @@
 // chunks of 16 or 64 rows (what a finer split costs: every jump restarts the hardware
 // prefetcher), against a read by N threads.
 //
+// Q8_0 weights in huge pages are also measured re-laid out as the server runs them with
+// the AVX-512 kernels (kQ8_0Rows: each row's scales, then its values), from a second
+// copy, in the same interleaved passes.
+//
 // Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni] [--threads N]
 //                    [--weights huge-pages|mapped]
 #include <algorithm>
@@ -28,6 +32,7 @@
 #include <vector>
 
 #include "read_sum.h"
+#include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
 #include "model/model.h"
@@ -44,7 +49,8 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, int threads, int reps, double bytes,
+int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<const Tensor*>& rows_mats, const DotKernels& k, int threads,
+                   int reps, double bytes,
                    std::span<const uint64_t> stream, const std::vector<float>& x, const std::vector<int8_t>& xq,
                    const std::vector<float>& xs, const char* path) {
   ThreadPool pool(threads);
@@ -57,8 +63,8 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, 
   std::vector<float> y(max_rows);
   std::vector<std::vector<float>> scratch(threads, std::vector<float>(max_cols));
   constexpr int64_t kGrain = 16;
-  auto per_matrix = [&](bool steal) {
-    for (const Tensor* t : mats) {
+  auto per_matrix = [&](bool steal, const std::vector<const Tensor*>& set) {
+    for (const Tensor* t : set) {
       pool.ParallelFor(t->rows(), [&](int64_t b, int64_t e, int tid) {
         DotRows(k, *t, x.data(), xq.data(), xs.data(), b, e, y.data() + b, scratch[tid].data());
       }, ThreadPool::Options{.grain = kGrain, .steal = steal, .claim = 8});
@@ -85,19 +91,22 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const DotKernels& k, 
       });
     }
   };
-  const char* names[] = {"streaming read (the limit)", "one section per matrix, fixed split", "one section per matrix, stealing",
-                         "one section for all matrices", "per matrix, 16-row chunks round robin", "per matrix, 64-row chunks round robin"};
-  constexpr int kPasses = 6;
+  const char* names[] = {"streaming read (the limit)",           "one section per matrix, fixed split",
+                         "one section per matrix, stealing",      "one section for all matrices",
+                         "per matrix, 16-row chunks round robin", "per matrix, 64-row chunks round robin",
+                         "one section per matrix, stealing, Q8_0 as kQ8_0Rows"};
+  const int kPasses = rows_mats.empty() ? 6 : 7;
   std::vector<std::vector<double>> secs(kPasses);
   uint64_t sink = 0;
   for (int r = 0; r < reps; ++r) {
     for (int c = 0; c < kPasses; ++c) {
       const auto t0 = Clock::now();
       if (c == 0) sink += ThreadedReadSum(stream, threads);
-      else if (c == 1) per_matrix(false);
-      else if (c == 2) per_matrix(true);
+      else if (c == 1) per_matrix(false, mats);
+      else if (c == 2) per_matrix(true, mats);
+      else if (c == 6) per_matrix(true, rows_mats);
       else if (c == 3) one_section();
-      else round_robin(c == 4 ? 16 : 64);
+      else if (c == 4 || c == 5) round_robin(c == 4 ? 16 : 64);
       secs[c].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
@@ -145,11 +154,26 @@ int Main(int argc, char** argv) {
       return 1;
     }
   }
-  const ModelWeights& W = (*model)->weights;
-  std::vector<const Tensor*> mats;
-  for (const LayerWeights& l : W.layers)
-    for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) mats.push_back(t);
-  mats.push_back(&W.output);
+  auto matrices = [](const ModelWeights& W) {
+    std::vector<const Tensor*> mats;
+    for (const LayerWeights& l : W.layers)
+      for (const Tensor* t : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) mats.push_back(t);
+    mats.push_back(&W.output);
+    return mats;
+  };
+  const std::vector<const Tensor*> mats = matrices((*model)->weights);
+  // With a huge-page copy of Q8_0 weights, a second copy re-laid out as kvserve does for
+  // the best kernel set (kQ8_0Rows), measured in the same passes as the file layout.
+  std::unique_ptr<Model> rows_model;
+  std::vector<const Tensor*> rows_mats;
+  if (huge && BestDotKernels().prefers_q8_0_rows && mats.front()->dtype == DType::kQ8_0) {
+    auto second = LoadModel(argv[1]);
+    if (second.ok() && CopyWeightsToHugePages(**second).ok()) {
+      rows_model = std::move(second).value();
+      PrepareWeightsForCpu(*rows_model, BestDotKernels());
+      rows_mats = matrices(rows_model->weights);
+    }
+  }
   double bytes = 0;
   int64_t max_cols = 0, max_rows = 0;
   for (const Tensor* t : mats) {
@@ -172,8 +196,9 @@ int Main(int argc, char** argv) {
 
   // Warm-up: fault in the mapped weights once.
   for (const Tensor* t : mats) DotRows(*sets.front(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
-  if (threads > 1) return ThreadedPasses(mats, *sets.back(), threads, reps, bytes, stream, x, xq, xs, argv[1]);
-  std::vector<std::vector<double>> secs(sets.size() + 1);
+  for (const Tensor* t : rows_mats) DotRows(BestDotKernels(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
+  if (threads > 1) return ThreadedPasses(mats, rows_mats, *sets.back(), threads, reps, bytes, stream, x, xq, xs, argv[1]);
+  std::vector<std::vector<double>> secs(sets.size() + 2);
   uint64_t sink = 0;
   for (int r = 0; r < reps; ++r) {
     auto t0 = Clock::now();
@@ -185,12 +210,20 @@ int Main(int argc, char** argv) {
       secs[k + 1].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
       sink += static_cast<uint64_t>(y[0] != 0);
     }
+    if (!rows_mats.empty()) {
+      t0 = Clock::now();
+      for (const Tensor* t : rows_mats) DotRows(BestDotKernels(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
+      secs.back().push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
   }
   auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
   std::printf("%s: %.1f MiB of layer and output matrices, one thread, %d interleaved passes each\n\n", argv[1], bytes / 1048576.0, reps);
   std::printf("| pass | best ms | best GB/s | fraction of read (best) | median ms | fraction of read (median) |\n|---|---:|---:|---:|---:|---:|\n");
-  for (size_t k = 0; k <= sets.size(); ++k) {
-    const std::string name = k == 0 ? "streaming read (the limit)" : std::string("matvec, ") + sets[k - 1]->name + " kernels";
+  for (size_t k = 0; k < secs.size(); ++k) {
+    if (secs[k].empty()) continue;
+    const std::string name = k == 0               ? "streaming read (the limit)"
+                             : k <= sets.size() ? std::string("matvec, ") + sets[k - 1]->name + " kernels"
+                                                : std::string("matvec, ") + BestDotKernels().name + " kernels, Q8_0 as kQ8_0Rows";
     std::printf("| %s | %.1f | %.1f | %.0f%% | %.1f | %.0f%% |\n", name.c_str(), best(secs[k]) * 1e3, bytes / best(secs[k]) / 1e9,
                 100.0 * best(secs[0]) / best(secs[k]), Median(secs[k]) * 1e3, 100.0 * Median(secs[0]) / Median(secs[k]));
   }

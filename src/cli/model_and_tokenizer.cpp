@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "backend/cpu/cpu_backend.h"
+
 namespace kvserve::cli {
 
 StatusOr<ModelAndTokenizer> LoadModelAndTokenizer(const std::string& path, WeightMemory memory) {
@@ -15,6 +17,7 @@ StatusOr<ModelAndTokenizer> LoadModelAndTokenizer(const std::string& path, Weigh
                    copied.message().c_str());
     } else {
       KV_RETURN_IF_ERROR(copied);
+      PrepareWeightsForCpu(*m.model, BestDotKernels());
     }
   }
   auto tok = Tokenizer::Create(m.model->vocab);

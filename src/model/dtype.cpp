@@ -6,7 +6,7 @@ namespace kvserve {
 
 const DTypeInfo& GetDTypeInfo(DType t) {
   static const DTypeInfo kInfo[] = {
-      {"f32", 1, 4}, {"f16", 1, 2}, {"bf16", 1, 2}, {"q8_0", 32, 34}, {"q4_0", 32, 18}, {"q4_k", 256, 144}, {"q6_k", 256, 210},
+      {"f32", 1, 4}, {"f16", 1, 2}, {"bf16", 1, 2}, {"q8_0", 32, 34}, {"q4_0", 32, 18}, {"q4_k", 256, 144}, {"q6_k", 256, 210}, {"q8_0_rows", 32, 34},
   };
   return kInfo[static_cast<int>(t)];
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "util/status.h"
 
@@ -181,6 +182,29 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       }
       return;
     }
+    case DType::kQ8_0Rows: {
+      KV_CHECK(n % 32 == 0);
+      const uint8_t* scales = static_cast<const uint8_t*>(src);
+      const auto* q = reinterpret_cast<const int8_t*>(scales + n / 16);
+      for (int64_t i = 0; i < n / 32; ++i) {
+        uint16_t h;
+        std::memcpy(&h, scales + 2 * i, 2);  // the scales are only 2-byte aligned when n % 64 == 32
+        const float d = Fp16ToFloat(h);
+        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = d * q[i * 32 + j];
+      }
+      return;
+    }
+  }
+}
+
+void SplitQ8_0Row(const void* src, void* dst, int64_t n) {
+  KV_CHECK(n % 32 == 0);
+  const BlockQ8_0* b = static_cast<const BlockQ8_0*>(src);
+  uint8_t* scales = static_cast<uint8_t*>(dst);
+  uint8_t* q = scales + n / 16;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    std::memcpy(q + i * 32, b[i].qs, 32);
+    std::memcpy(scales + 2 * i, &b[i].d, 2);
   }
 }
 
@@ -234,6 +258,12 @@ void QuantizeRow(DType type, const float* src, void* dst, int64_t n) {
           b[i].qs[j] = static_cast<uint8_t>(q0 | (q1 << 4));
         }
       }
+      return;
+    }
+    case DType::kQ8_0Rows: {
+      std::vector<BlockQ8_0> blocks(n / 32);
+      QuantizeRow(DType::kQ8_0, src, blocks.data(), n);
+      SplitQ8_0Row(blocks.data(), dst, n);
       return;
     }
     case DType::kQ4_K:

@@ -31,6 +31,10 @@ struct BlockQ4_0 {
 };
 static_assert(sizeof(BlockQ8_0) == 34 && sizeof(BlockQ4_0) == 18);
 
+// A Q8_0 row of n elements in the kQ8_0Rows layout (scales, then values).
+// REQUIRES: n % 32 == 0; src and dst do not overlap.
+void SplitQ8_0Row(const void* src, void* dst, int64_t n);
+
 // REQUIRES: n is a multiple of the type's block size.
 void DequantizeRow(DType type, const void* src, float* dst, int64_t n);
 // REQUIRES: n is a multiple of the type's block size; type is not a K-quant.

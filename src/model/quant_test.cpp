@@ -119,6 +119,34 @@ TEST(Q8_0, QuantizesLikeGgml) {
   for (int8_t q : b.qs) EXPECT_EQ(q, 0);
 }
 
+// The rows layout holds the same values: a row's scales, then its int8 values in order.
+TEST(Q8_0Rows, SplitKeepsEveryValueAndPutsScalesLast) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> d(0.0f, 2.0f);
+  for (int64_t n : {32, 96, 576}) {
+    std::vector<float> x(n);
+    for (auto& v : x) v = d(rng);
+    std::vector<BlockQ8_0> blocks(n / 32);
+    QuantizeRow(DType::kQ8_0, x.data(), blocks.data(), n);
+    std::vector<uint8_t> split(RowBytes(DType::kQ8_0Rows, n));
+    SplitQ8_0Row(blocks.data(), split.data(), n);
+    for (int64_t b = 0; b < n / 32; ++b) {
+      EXPECT_EQ(std::memcmp(split.data() + n / 16 + b * 32, blocks[b].qs, 32), 0) << b;
+      uint16_t scale;
+      std::memcpy(&scale, split.data() + 2 * b, 2);
+      EXPECT_EQ(scale, blocks[b].d) << b;
+    }
+    std::vector<float> from_blocks(n), from_rows(n);
+    DequantizeRow(DType::kQ8_0, blocks.data(), from_blocks.data(), n);
+    DequantizeRow(DType::kQ8_0Rows, split.data(), from_rows.data(), n);
+    EXPECT_EQ(from_blocks, from_rows) << n;
+    // Quantizing straight to the rows layout gives the same bytes.
+    std::vector<uint8_t> direct(split.size());
+    QuantizeRow(DType::kQ8_0Rows, x.data(), direct.data(), n);
+    EXPECT_EQ(direct, split) << n;
+  }
+}
+
 TEST(Q4_0, DequantizesKnownBlock) {
   BlockQ4_0 b;
   b.d = 0x4000;  // 2.0
@@ -272,6 +300,7 @@ TEST(DType, RowBytes) {
   EXPECT_EQ(RowBytes(DType::kBF16, 10), 20u);
   EXPECT_EQ(RowBytes(DType::kQ8_0, 64), 68u);
   EXPECT_EQ(RowBytes(DType::kQ4_0, 64), 36u);
+  EXPECT_EQ(RowBytes(DType::kQ8_0Rows, 64), RowBytes(DType::kQ8_0, 64));
   EXPECT_EQ(RowBytes(DType::kQ4_K, 512), 288u);
   EXPECT_EQ(RowBytes(DType::kQ6_K, 256), 210u);
 }

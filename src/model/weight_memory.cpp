@@ -11,6 +11,9 @@
 #include <limits>
 #include <string>
 #include <map>
+#include <vector>
+
+#include "model/quant.h"
 
 namespace kvserve {
 
@@ -71,6 +74,28 @@ Status CopyWeightsToHugePages(Model& m, int64_t memory_available) {
   }
   m.owned_buffers.clear();
   return Status::Ok();
+}
+
+void SplitQ8_0Rows(Model& m) {
+  KV_CHECK_MSG(m.weight_region != nullptr, "SplitQ8_0Rows needs the weights copied out of the file mapping");
+  std::vector<Tensor*> all = m.weights.All();
+  std::map<const void*, bool> converted;
+  std::vector<uint8_t> row;
+  for (Tensor* t : all) {
+    if (!t->present() || t->dtype != DType::kQ8_0) continue;
+    if (!converted[t->data]) {
+      const int64_t n = t->cols();
+      const size_t row_bytes = RowBytes(DType::kQ8_0, n);
+      row.resize(row_bytes);
+      auto* base = static_cast<uint8_t*>(const_cast<void*>(t->data));
+      for (size_t off = 0; off + row_bytes <= t->nbytes; off += row_bytes) {
+        std::memcpy(row.data(), base + off, row_bytes);
+        SplitQ8_0Row(row.data(), base + off, n);
+      }
+      converted[t->data] = true;
+    }
+    t->dtype = DType::kQ8_0Rows;
+  }
 }
 
 StatusOr<WeightMemory> ParseWeightMemory(const std::string& s) {

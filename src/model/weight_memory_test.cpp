@@ -77,6 +77,14 @@ TEST(CopyWeightsToHugePages, RefusesACopyLargerThanTheAvailableMemory) {
   EXPECT_GT(AvailableMemoryBytes(), 0);
 }
 
+// Re-laying out weights in place is only for this process's own copy: writing into the
+// file mapping would fault (it is read-only) or change the file.
+TEST(SplitQ8_0RowsDeathTest, RefusesWeightsStillInTheFileMapping) {
+  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_DEATH(SplitQ8_0Rows(**loaded), "copied out of the file mapping");
+}
+
 TEST(ParseWeightMemory, NamesAndErrors) {
   EXPECT_EQ(*ParseWeightMemory("mapped"), WeightMemory::kMapped);
   EXPECT_EQ(*ParseWeightMemory("huge-pages"), WeightMemory::kHugePages);

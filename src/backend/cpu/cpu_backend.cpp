@@ -13,6 +13,7 @@
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
 #include "model/quant.h"
+#include "model/weight_memory.h"
 #include "util/huge_page_region.h"
 
 namespace kvserve {
@@ -630,6 +631,10 @@ void CpuBackend::WriteBlock(int32_t block, const void* src) {
 }
 
 }  // namespace
+
+void PrepareWeightsForCpu(Model& m, const DotKernels& kernels) {
+  if (m.weight_region != nullptr && kernels.prefers_q8_0_rows) SplitQ8_0Rows(m);
+}
 
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const CpuBackendConfig& config) {
   if (config.kv.dtype != KvCacheDType::kF32) return Status::Unsupported("the CPU backend keeps its KV cache in f32 for now");

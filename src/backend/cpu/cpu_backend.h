@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "backend/backend.h"
+#include "backend/cpu/kernels.h"
 #include "model/model.h"
 
 namespace kvserve {
@@ -41,6 +42,12 @@ struct CpuBackendConfig {
 };
 
 // REQUIRES: model outlives the backend. Errors: unsupported KV dtype, bad sizes.
+// Re-lays out weights already copied out of the file mapping (CopyWeightsToHugePages)
+// where `kernels` read another layout of the same values faster: Q8_0 becomes
+// kQ8_0Rows for a set that prefers it (the AVX-512 one). Weights still read from the
+// mapping are left as they are. Any kernel set computes the same products either way.
+void PrepareWeightsForCpu(Model& m, const DotKernels& kernels);
+
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const CpuBackendConfig& config);
 
 }  // namespace kvserve

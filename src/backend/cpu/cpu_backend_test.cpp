@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 
 #include "model/model.h"
+#include "model/quant.h"
 #include "model/weight_memory.h"
 #include "util/paths.h"
 
@@ -151,6 +153,72 @@ TEST_P(CpuBackendTest, HugePageWeightsGiveIdenticalLogits) {
   const std::vector<float> huge = RunChunks(kPrompt, table, {13});
   ASSERT_EQ(mapped.size(), huge.size());
   for (size_t i = 0; i < mapped.size(); ++i) ASSERT_EQ(mapped[i], huge[i]) << i;
+}
+
+// stories260K's matrices as Q8_0 (those whose rows are whole blocks; the FFN down
+// matrix, 172 wide, stays f32), as a Q8_0 GGUF would hold them; tied tensors stay tied.
+void QuantizeMatricesToQ8_0(Model& m) {
+  std::map<const void*, const void*> done;
+  for (Tensor* t : m.weights.All()) {
+    if (!t->present() || t->dtype != DType::kF32 || t->shape.size() != 2 || t->cols() % 32 != 0) continue;
+    if (!done.count(t->data)) {
+      const int64_t n = t->cols();
+      std::vector<uint8_t> q(RowBytes(DType::kQ8_0, n) * t->rows());
+      for (int64_t r = 0; r < t->rows(); ++r)
+        QuantizeRow(DType::kQ8_0, static_cast<const float*>(t->data) + r * n, q.data() + r * RowBytes(DType::kQ8_0, n), n);
+      m.owned_buffers.push_back(std::move(q));
+      done[t->data] = m.owned_buffers.back().data();
+    }
+    t->data = done[t->data];
+    t->dtype = DType::kQ8_0;
+    t->nbytes = RowBytes(DType::kQ8_0, t->cols()) * t->rows();
+  }
+}
+
+// Q8_0 weights re-laid out as kQ8_0Rows (PrepareWeightsForCpu with a set that prefers
+// it) give the logits the Q8_0 blocks give, in prefill (tiles) and decode, for every
+// kernel set: the same values, only the float summation order differs.
+TEST(CpuBackendQ8_0Rows, SplitWeightsGiveTheLogitsOfQ8_0Blocks) {
+  std::unique_ptr<Model> models[2];
+  for (auto& m : models) {
+    auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+    ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+    m = std::move(loaded).value();
+    QuantizeMatricesToQ8_0(*m);
+    ASSERT_TRUE(CopyWeightsToHugePages(*m).ok());
+  }
+  DotKernels splitting = BestDotKernels();
+  splitting.prefers_q8_0_rows = true;
+  PrepareWeightsForCpu(*models[1], splitting);
+  ASSERT_EQ(models[0]->weights.layers[0].wq.dtype, DType::kQ8_0);
+  ASSERT_EQ(models[1]->weights.layers[0].wq.dtype, DType::kQ8_0Rows);
+  ASSERT_EQ(models[1]->weights.layers[0].w_down.dtype, DType::kF32);  // 172 wide: not quantized
+  // The embedding lookup reads split rows too; a tied output matrix is the same split copy.
+  const ModelWeights& split = models[1]->weights;
+  EXPECT_EQ(split.tok_embeddings.dtype, DType::kQ8_0Rows);
+  EXPECT_EQ(split.output.dtype, DType::kQ8_0Rows);
+  EXPECT_EQ(split.output.data == split.tok_embeddings.data, models[0]->weights.output.data == models[0]->weights.tok_embeddings.data);
+
+  const std::vector<int32_t> table = {3, 1, 4, 0, 2};
+  std::vector<float> logits[2];
+  for (int i = 0; i < 2; ++i) {
+    CpuBackendConfig c;
+    c.kv.num_blocks = 8;
+    c.kv.block_size = 4;
+    c.num_threads = 2;
+    auto backend = CreateCpuBackend(*models[i], c);
+    ASSERT_TRUE(backend.ok());
+    std::vector<float> out(models[i]->config.vocab_size);
+    // 13 prompt tokens in one chunk (tiles), then three decode steps (one row at a time).
+    ASSERT_TRUE((*backend)->Forward(ChunkBatch(kPrompt, 0, 10, table, {9}), out).ok());
+    logits[i].insert(logits[i].end(), out.begin(), out.end());
+    for (int ctx = 10; ctx < 13; ++ctx) {
+      ASSERT_TRUE((*backend)->Forward(ChunkBatch(kPrompt, ctx, 1, table, {0}), out).ok());
+      logits[i].insert(logits[i].end(), out.begin(), out.end());
+    }
+  }
+  ASSERT_EQ(logits[0].size(), logits[1].size());
+  for (size_t i = 0; i < logits[0].size(); ++i) ASSERT_NEAR(logits[0][i], logits[1][i], 1e-3 * (1 + std::fabs(logits[0][i]))) << i;
 }
 
 // A profile changes nothing but itself: the same logits, one pass counted per Forward,

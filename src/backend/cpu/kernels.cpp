@@ -105,6 +105,23 @@ float DotQ4_0Scalar(const void* wv, const int8_t* xq, const float* xs, int64_t n
   }
   return s;
 }
+// One kQ8_0Rows row: n / 32 fp16 scales, then n int8 values.
+float DotQ8_0RowScalar(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
+  const uint8_t* scales = static_cast<const uint8_t*>(wv);
+  const auto* q = reinterpret_cast<const int8_t*>(scales + n / 16);
+  float s = 0;
+  for (int64_t b = 0; b < n / 32; ++b) {
+    int32_t acc = 0;
+    for (int j = 0; j < 32; ++j) acc += q[b * 32 + j] * xq[b * 32 + j];
+    uint16_t d;
+    std::memcpy(&d, scales + 2 * b, 2);
+    s += Fp16ToFloat(d) * xs[b] * static_cast<float>(acc);
+  }
+  return s;
+}
+void DotQ8_0RowsScalar(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
+  for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0RowScalar(static_cast<const uint8_t*>(w) + r * row_bytes, xq, xs, n);
+}
 
 // Scalar tiles: rows x kDotTile independent dots (the reference the SIMD tiles match).
 template <typename Dot>
@@ -138,6 +155,10 @@ void Q8_0TileScalar(const void* w, size_t rb, int rows, const int8_t* xq, int64_
 void Q4_0TileScalar(const void* w, size_t rb, int rows, const int8_t* xq, int64_t qstride, const float* xs, int64_t sstride, int64_t n,
                     float* out) {
   QuantTileRows(DotQ4_0Scalar, w, rb, rows, xq, qstride, xs, sstride, n, out);
+}
+void Q8_0RowsTileScalar(const void* w, size_t rb, int rows, const int8_t* xq, int64_t qstride, const float* xs, int64_t sstride,
+                        int64_t n, float* out) {
+  QuantTileRows(DotQ8_0RowScalar, w, rb, rows, xq, qstride, xs, sstride, n, out);
 }
 void ScaleAxpyScalar(float scale, float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = y[i] * scale + a * x[i];
@@ -356,9 +377,24 @@ KV_AVX2 void ScaleAxpyAvx2(float scale, float a, const float* x, float* y, int64
   for (; i < n; ++i) y[i] = y[i] * scale + a * x[i];
 }
 
-const DotKernels kScalar = {DotF32Scalar,  DotF16Scalar,   DotBF16Scalar,  DotQ8_0Scalar,  DotQ4_0Scalar, F32TileScalar,
-                             F16TileScalar, BF16TileScalar, Q8_0TileScalar, Q4_0TileScalar, ScaleAxpyScalar,
-                             AttendWithAxpy<ScaleAxpyScalar>, SiluMulScalar, "scalar"};
+const DotKernels kScalar = {DotF32Scalar,
+                             DotF16Scalar,
+                             DotBF16Scalar,
+                             DotQ8_0Scalar,
+                             DotQ4_0Scalar,
+                             F32TileScalar,
+                             F16TileScalar,
+                             BF16TileScalar,
+                             Q8_0TileScalar,
+                             Q4_0TileScalar,
+                             DotQ8_0RowsScalar,
+                             Q8_0RowsTileScalar,
+                             ScaleAxpyScalar,
+                             AttendWithAxpy<ScaleAxpyScalar>,
+                             SiluMulScalar,
+                             "scalar",
+                             /*prefers_q8_0_rows=*/false};
+// kQ8_0Rows: the scalar loops (weights are re-laid out only for a set that prefers it).
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,
                            DotBF16Avx2,
@@ -369,10 +405,13 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            FloatTileFromRows<uint16_t, BF16TileAvx2Row>,
                            QuantTileFromRows<Q8_0TileAvx2Row>,
                            QuantTileFromRows<Q4_0TileAvx2Row>,
+                           DotQ8_0RowsScalar,
+                           Q8_0RowsTileScalar,
                            ScaleAxpyAvx2,
                            AttendWithAxpy<ScaleAxpyAvx2>,
                            SiluMulScalar,
-                           "avx2"};
+                           "avx2",
+                           /*prefers_q8_0_rows=*/false};
 
 }  // namespace
 
@@ -398,6 +437,10 @@ void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t*
   const int64_t n = w.cols();
   const size_t row_bytes = RowBytes(w.dtype, n);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  if (w.dtype == DType::kQ8_0Rows) {
+    k.q8_0_rows(base + row_begin * row_bytes, row_bytes, row_end - row_begin, xq, xs, n, y);
+    return;
+  }
   for (int64_t r = row_begin; r < row_end; ++r) {
     const uint8_t* row = base + r * row_bytes;
     float v;
@@ -437,6 +480,7 @@ void DotRowsTile(const DotKernels& k, const Tensor& w, const float* x, const int
       case DType::kBF16: k.bf16_tile(row, row_bytes, rows, x, n, n, out); break;
       case DType::kQ8_0: k.q8_0_tile(row, row_bytes, rows, xq, n, xs, n / 32, n, out); break;
       case DType::kQ4_0: k.q4_0_tile(row, row_bytes, rows, xq, n, xs, n / 32, n, out); break;
+      case DType::kQ8_0Rows: k.q8_0_rows_tile(row, row_bytes, rows, xq, n, xs, n / 32, n, out); break;
       default:
         // K-quants: dequantize one row at a time into scratch.
         for (int i = 0; i < rows; ++i) {

@@ -33,6 +33,12 @@ struct DotKernels {
                     int64_t xs_stride, int64_t n, float* out);
   void (*q4_0_tile)(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t xq_stride, const float* xs,
                     int64_t xs_stride, int64_t n, float* out);
+  // kQ8_0Rows weights (each row: n / 32 fp16 scales, then n int8 values). Decode:
+  // `rows` consecutive rows, row r at w + r * row_bytes, y[r] = dot(row r, x); the
+  // activation's per-block sums are worked out once for all of them. Tile: as q8_0_tile.
+  void (*q8_0_rows)(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y);
+  void (*q8_0_rows_tile)(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t xq_stride, const float* xs,
+                         int64_t xs_stride, int64_t n, float* out);
   // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
   void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
   // One query against n keys and values, folded into an online softmax: with
@@ -49,6 +55,11 @@ struct DotKernels {
   // out may alias gate or up.
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);
   const char* name;
+  // Whether this set reads kQ8_0Rows faster than Q8_0, so copied Q8_0 weights are worth
+  // re-laying out (PrepareWeightsForCpu). The AVX-512 set does: a row's values are whole
+  // aligned vectors and eight blocks' scales come from one load (2.4x the in-cache
+  // rate of its Q8_0 loop); the others use plain loops for kQ8_0Rows.
+  bool prefers_q8_0_rows;
 };
 
 inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill tile
@@ -62,7 +73,7 @@ const DotKernels& ScalarDotKernels();
 std::vector<const DotKernels*> AvailableDotKernels();
 
 // Whether weights of this dtype take Q8 activations.
-inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0; }
+inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ8_0Rows; }
 
 // y[r - row_begin] = dot(w row r, x) for rows [row_begin, row_end) of a 2-D weight.
 // xq/xs: the Q8 form of x when UsesQ8Activations(w.dtype). Other dtypes (Q4_K, Q6_K)

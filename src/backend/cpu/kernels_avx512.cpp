@@ -17,10 +17,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <type_traits>
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/kernels_internal.h"
 #include "model/quant.h"
+#include "util/status.h"
 
 namespace kvserve {
 namespace {
@@ -146,6 +149,17 @@ struct Q4Blocks {
   static constexpr int kBlockWords = sizeof(BlockQ4_0) / 2;
 };
 
+// The same for the values of a kQ8_0Rows row (`values`: past the n / 32 fp16 scales):
+// the pair's 64 values are contiguous.
+struct Q8RowsBlocks {
+  static constexpr int kOffset = 128;
+  KV_AVX512 static __m512i Weights(const void* values, int64_t b, bool pair) {
+    const auto* q = static_cast<const int8_t*>(values) + b * 32;
+    const __m512i v = pair ? _mm512_loadu_si512(q) : _mm512_zextsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q)));
+    return _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+  }
+};
+
 // {s0 x8, s1 x8} from two floats in the low lanes of v.
 KV_AVX512 inline __m512 SpreadPair(__m128 v) {
   const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -166,6 +180,25 @@ KV_AVX512 inline __m512 WeightScales(const void* row, int64_t b, bool pair) {
                                        B::kBlockWords, B::kBlockWords, B::kBlockWords, B::kBlockWords, B::kBlockWords,
                                        B::kBlockWords, B::kBlockWords, B::kBlockWords, 0, 0, 0, 0, 0, 0, 0, 0);
   return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(idx, raw)));
+}
+// The prefill tiles' weights and scales; a kQ8_0Rows row keeps its n / 32 scales
+// first and its values after them.
+template <typename B>
+KV_AVX512 inline __m512i TileWeights(const void* row, int64_t n, int64_t b, bool pair) {
+  if constexpr (std::is_same_v<B, Q8RowsBlocks>) return B::Weights(static_cast<const uint8_t*>(row) + n / 16, b, pair);
+  else return B::Weights(row, b, pair);
+}
+template <typename B>
+KV_AVX512 inline __m512 TileWeightScales(const void* row, int64_t n, int64_t b, bool pair) {
+  if constexpr (std::is_same_v<B, Q8RowsBlocks>) {
+    const uint8_t* scales = static_cast<const uint8_t*>(row) + 2 * b;
+    uint32_t bits = 0;
+    if (pair) std::memcpy(&bits, scales, 4);
+    else std::memcpy(&bits, scales, 2);
+    return SpreadPair(_mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(bits))));
+  } else {
+    return WeightScales<B>(row, b, pair);
+  }
 }
 KV_AVX512 inline __m512 ActivationScales(const float* xs, int64_t b, bool pair) {
   // _mm_loadl_epi64 is an unaligned 8-byte load (_mm_load_sd would be a misaligned double).
@@ -208,6 +241,83 @@ KV_AVX512 float DotQuant(const void* w, const int8_t* xq, const float* xs, int64
 KV_AVX512 float DotQ8_0(const void* w, const int8_t* xq, const float* xs, int64_t n) { return DotQuant<Q8Blocks>(w, xq, xs, n); }
 KV_AVX512 float DotQ4_0(const void* w, const int8_t* xq, const float* xs, int64_t n) { return DotQuant<Q4Blocks>(w, xq, xs, n); }
 
+// Decode over kQ8_0Rows rows. Per eight blocks of a row: four 64-byte loads of values
+// (unsigned by w ^ 0x80 as above), four VPDPBUSD against the activation, the eight
+// fp16 scales from one 16-byte load times the activation's eight scales in one
+// multiply, spread over each block pair's lanes by a permute, and four FMAs into four
+// accumulators (one chain would bound the loop by its latency). The offset's share,
+// 128 x d_w x d_x x sum(x) per block, depends on the row only through d_w: it is
+// accumulated as d_w x c with c = 128 d_x sum(x) worked out once per call, and
+// subtracted at the end. About 6 instructions a block pair against 21 for Q8_0's
+// interleaved blocks; 2.4x the in-cache rate of DotQ8_0 (a scratch benchmark, one
+// thread, 128 KiB of rows: 95 vs 40 GB/s).
+constexpr int64_t kMaxRowBlocks = 4096;  // rows of up to 131072 values
+
+KV_AVX512 inline float HSum256(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  return _mm_cvtss_f32(_mm_hadd_ps(_mm_hadd_ps(s, s), _mm_hadd_ps(s, s)));
+}
+
+// c[b] = 128 x xs[b] x (sum of block b's activation bytes).
+KV_AVX512 void OffsetShares(const int8_t* xq, const float* xs, int64_t nb, float* c) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const __m512i v = _mm512_cvtepi8_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + b * 32)));
+    c[b] = 128.0f * xs[b] * static_cast<float>(_mm512_reduce_add_epi32(_mm512_madd_epi16(v, _mm512_set1_epi16(1))));
+  }
+}
+
+// Blocks [b, b + count) of a row, count 1..8 (kFull: 8, no masks).
+template <bool kFull>
+KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const int8_t* xq, const float* xs, const float* c, int64_t b,
+                                int count, __m512* acc, __m256* corr) {
+  const __mmask8 live = kFull ? __mmask8{0xFF} : static_cast<__mmask8>((1u << count) - 1);
+  const __m128i dw_bits = kFull ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + 2 * b))
+                                : _mm_maskz_loadu_epi16(live, scales + 2 * b);
+  const __m256 dw = _mm256_cvtph_ps(dw_bits);  // blocks past count: 0, so they add nothing
+  *corr = _mm256_fmadd_ps(dw, kFull ? _mm256_loadu_ps(c + b) : _mm256_maskz_loadu_ps(live, c + b), *corr);
+  const __m512 d = _mm512_castps256_ps512(_mm256_mul_ps(dw, kFull ? _mm256_loadu_ps(xs + b) : _mm256_maskz_loadu_ps(live, xs + b)));
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int p = 0; p < 4; ++p) {
+    if (!kFull && 2 * p >= count) break;
+    const int8_t* wp = q + (b + 2 * p) * 32;
+    const int8_t* xp = xq + (b + 2 * p) * 32;
+    __m512i wv, xv;
+    if (kFull) {
+      wv = _mm512_loadu_si512(wp);
+      xv = _mm512_loadu_si512(xp);
+    } else {
+      const __mmask64 bytes = 2 * p + 1 < count ? ~__mmask64{0} : __mmask64{0xFFFFFFFF};
+      wv = _mm512_maskz_loadu_epi8(bytes, wp);
+      xv = _mm512_maskz_loadu_epi8(bytes, xp);
+    }
+    const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_xor_si512(wv, flip), xv);
+    const __m512i pair_lanes = _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                                                2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
+    acc[p] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_permutexvar_ps(pair_lanes, d), acc[p]);
+  }
+}
+
+KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t n) {
+  const int64_t nb = n / 32;
+  const uint8_t* scales = row;
+  const auto* q = reinterpret_cast<const int8_t*>(row + n / 16);
+  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+  __m256 corr = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) RowsGroup<true>(q, scales, xq, xs, c, b, 8, acc, &corr);
+  if (b < nb) RowsGroup<false>(q, scales, xq, xs, c, b, static_cast<int>(nb - b), acc, &corr);
+  return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - HSum256(corr);
+}
+
+KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
+  const int64_t nb = n / 32;
+  KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
+  alignas(64) float c[kMaxRowBlocks];
+  OffsetShares(xq, xs, nb, c);
+  const auto* base = static_cast<const uint8_t*>(w);
+  for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row(base + r * row_bytes, xq, xs, c, n);
+}
+
 // Prefill: R rows x kDotTile tokens per block pair. Per token: its bytes, offset
 // correction and scales (shared by the R rows); per row: its bytes and scales
 // (shared by the tokens); per (row, token): one VPDPBUSD, a convert and two FMAs' worth.
@@ -229,8 +339,8 @@ KV_AVX512 void QuantTileRows(const uint8_t* w, size_t row_bytes, const int8_t* x
     }
     for (int r = 0; r < R; ++r) {
       const void* row = w + r * row_bytes;
-      const __m512i wv = B::Weights(row, b, pair);
-      const __m512 wscale = WeightScales<B>(row, b, pair);
+      const __m512i wv = TileWeights<B>(row, n, b, pair);
+      const __m512 wscale = TileWeightScales<B>(row, n, b, pair);
       for (int t = 0; t < T; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[t], wv, xv[t]));
         acc[r][t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(wscale, xscale[t]), acc[r][t]);
@@ -382,10 +492,13 @@ const DotKernels kAvx512 = {DotF32,
                             FloatTile<BF16Load>,
                             QuantTile<Q8Blocks>,
                             QuantTile<Q4Blocks>,
+                            DotQ8_0Rows,
+                            QuantTile<Q8RowsBlocks>,
                             ScaleAxpy,
                             Attend,
                             SiluMul,
-                            "avx512-vnni"};
+                            "avx512-vnni",
+                            /*prefers_q8_0_rows=*/true};
 
 }  // namespace
 

@@ -79,6 +79,58 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
   }
 }
 
+// kQ8_0Rows rows (Q8_0 values re-laid out) give every kernel set the products the
+// scalar Q8_0 kernel gives on the original blocks: row lengths with whole groups of
+// eight blocks, tails of 1..7 blocks, and rows at odd addresses (split rows are
+// 64-byte aligned only when n % 1024 == 0).
+TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
+  std::mt19937 rng(12);
+  const DotKernels& ref = ScalarDotKernels();
+  const int64_t rows = 3;
+  for (int64_t n : {32, 64, 96, 224, 256, 288, 576, 2048, 5632, 4096 + 32}) {
+    for (size_t misalign : {0, 2, 34}) {
+      auto w = RandomRow(n * rows, rng), x = RandomRow(n, rng, 3.0f);
+      std::vector<int8_t> xq(n);
+      std::vector<float> xs(n / 32);
+      QuantizeActivationQ8(x.data(), n, xq.data(), xs.data());
+      const size_t rb = RowBytes(DType::kQ8_0, n);
+      std::vector<uint8_t> q8(rb * rows), buffer(rb * rows + misalign);
+      uint8_t* split = buffer.data() + misalign;
+      for (int64_t r = 0; r < rows; ++r) {
+        QuantizeRow(DType::kQ8_0, w.data() + r * n, q8.data() + r * rb, n);
+        SplitQ8_0Row(q8.data() + r * rb, split + r * rb, n);
+      }
+      for (const DotKernels* k : AvailableDotKernels()) {
+        std::vector<float> y(rows);
+        k->q8_0_rows(split, rb, rows, xq.data(), xs.data(), n, y.data());
+        for (int64_t r = 0; r < rows; ++r) {
+          const float want = ref.q8_0(q8.data() + r * rb, xq.data(), xs.data(), n);
+          EXPECT_NEAR(y[r], want, 1e-4 * (1 + std::fabs(want))) << k->name << " n " << n << " misalign " << misalign << " row " << r;
+        }
+      }
+    }
+  }
+  // Extremes: every weight and activation byte at +-127 (the unsigned offset makes
+  // VPDPBUSD's products 255 x 127; a lane's sum of four must not overflow).
+  for (int sign : {1, -1}) {
+    const int64_t n = 256 + 64;
+    std::vector<float> w(n, 1.0f), x(n, static_cast<float>(sign));
+    std::vector<int8_t> xq(n);
+    std::vector<float> xs(n / 32);
+    QuantizeActivationQ8(x.data(), n, xq.data(), xs.data());
+    std::vector<uint8_t> q8(RowBytes(DType::kQ8_0, n)), split(q8.size());
+    QuantizeRow(DType::kQ8_0, w.data(), q8.data(), n);
+    SplitQ8_0Row(q8.data(), split.data(), n);
+    const float want = ref.q8_0(q8.data(), xq.data(), xs.data(), n);
+    EXPECT_NEAR(want, sign * n, 1e-2 * n);
+    for (const DotKernels* k : AvailableDotKernels()) {
+      float y = 0;
+      k->q8_0_rows(split.data(), split.size(), 1, xq.data(), xs.data(), n, &y);
+      EXPECT_NEAR(y, want, 1e-4 * n) << k->name << " sign " << sign;
+    }
+  }
+}
+
 TEST(Kernels, SimdActivationQuantizerGivesTheScalarBytes) {
   auto simd = Avx512QuantizeActivationQ8();
   if (simd == nullptr) GTEST_SKIP() << "no AVX-512 on this CPU";
@@ -113,7 +165,7 @@ TEST(Kernels, DotRowsHandlesEveryDtype) {
   std::vector<int8_t> xq(cols);
   std::vector<float> xs(cols / 32), scratch(cols);
   QuantizeActivationQ8(x.data(), cols, xq.data(), xs.data());
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ8_0Rows}) {
     std::vector<float> w = RandomRow(rows * cols, rng);
     std::vector<uint8_t> data(RowBytes(t, cols) * rows);
     for (int64_t r = 0; r < rows; ++r) QuantizeRow(t, w.data() + r * cols, data.data() + r * RowBytes(t, cols), cols);
@@ -168,14 +220,18 @@ TEST(Kernels, TilesMatchSingleDots) {
           QuantizeRow(DType::kQ8_0, w.data() + r * n, q8.data() + r * rb8, n);
           QuantizeRow(DType::kQ4_0, w.data() + r * n, q4.data() + r * rb4, n);
         }
-        float got8[kDotTile * kTileRows], got4[kDotTile * kTileRows];
+        std::vector<uint8_t> split(q8.size());
+        for (int r = 0; r < rows; ++r) SplitQ8_0Row(q8.data() + r * rb8, split.data() + r * rb8, n);
+        float got8[kDotTile * kTileRows], got4[kDotTile * kTileRows], got8r[kDotTile * kTileRows];
         k->q8_0_tile(q8.data(), rb8, rows, xq.data(), n, xs.data(), n / 32, n, got8);
         k->q4_0_tile(q4.data(), rb4, rows, xq.data(), n, xs.data(), n / 32, n, got4);
+        k->q8_0_rows_tile(split.data(), rb8, rows, xq.data(), n, xs.data(), n / 32, n, got8r);
         for (int r = 0; r < rows; ++r) {
           for (int t = 0; t < kDotTile; ++t) {
             const float r8 = ref.q8_0(q8.data() + r * rb8, xq.data() + t * n, xs.data() + t * n / 32, n);
             const float r4 = ref.q4_0(q4.data() + r * rb4, xq.data() + t * n, xs.data() + t * n / 32, n);
             EXPECT_NEAR(got8[t * kTileRows + r], r8, 1e-4 * (1 + std::fabs(r8))) << k->name << n << " row " << r;
+            EXPECT_NEAR(got8r[t * kTileRows + r], r8, 1e-4 * (1 + std::fabs(r8))) << k->name << n << " row " << r << " (rows layout)";
             EXPECT_NEAR(got4[t * kTileRows + r], r4, 1e-4 * (1 + std::fabs(r4))) << k->name << n << " row " << r;
           }
         }
@@ -277,7 +333,7 @@ TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
   std::vector<int8_t> xq(cols * kDotTile);
   std::vector<float> xs(cols * kDotTile / 32), scratch(cols);
   QuantizeActivationQ8(x.data(), cols * kDotTile, xq.data(), xs.data());
-  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ4_K, DType::kQ6_K}) {
+  for (DType t : {DType::kF32, DType::kF16, DType::kBF16, DType::kQ8_0, DType::kQ4_0, DType::kQ8_0Rows, DType::kQ4_K, DType::kQ6_K}) {
     std::vector<float> w = RandomRow(rows * cols, rng);
     std::vector<uint8_t> data(RowBytes(t, cols) * rows);
     if (t == DType::kQ4_K || t == DType::kQ6_K) {
