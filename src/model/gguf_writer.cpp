@@ -94,7 +94,7 @@ uint32_t GgmlTypeNumber(DType t) {
     case DType::kQ4_K: return 12;
     case DType::kQ6_K: return 14;
     case DType::kBF16: return 30;
-    case DType::kQ8_0Rows: break;  // an in-memory layout only
+    case DType::kQ8_0Rows: KV_CHECK_MSG(false, "q8_0_rows is an in-memory layout of Q8_0 with no GGUF type"); break;
   }
   KV_CHECK_MSG(false, "unknown DType");
   return 0;

@@ -188,7 +188,7 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
       const auto* q = reinterpret_cast<const int8_t*>(scales + n / 16);
       for (int64_t i = 0; i < n / 32; ++i) {
         uint16_t h;
-        std::memcpy(&h, scales + 2 * i, 2);  // the scales are only 2-byte aligned when n % 64 == 32
+        std::memcpy(&h, scales + 2 * i, 2);  // rows are 34 n / 32 bytes apart: 2-byte aligned at best
         const float d = Fp16ToFloat(h);
         for (int j = 0; j < 32; ++j) dst[i * 32 + j] = d * q[i * 32 + j];
       }

@@ -120,7 +120,7 @@ TEST(Q8_0, QuantizesLikeGgml) {
 }
 
 // The rows layout holds the same values: a row's scales, then its int8 values in order.
-TEST(Q8_0Rows, SplitKeepsEveryValueAndPutsScalesLast) {
+TEST(Q8_0Rows, SplitKeepsEveryValueAndPutsScalesFirst) {
   std::mt19937 rng(7);
   std::normal_distribution<float> d(0.0f, 2.0f);
   for (int64_t n : {32, 96, 576}) {
