@@ -11,6 +11,7 @@
 #include <limits>
 #include <string>
 #include <map>
+#include <set>
 #include <vector>
 
 #include "model/quant.h"
@@ -79,11 +80,11 @@ Status CopyWeightsToHugePages(Model& m, int64_t memory_available) {
 void SplitQ8_0Rows(Model& m) {
   KV_CHECK_MSG(m.weight_region != nullptr, "SplitQ8_0Rows needs the weights copied out of the file mapping");
   std::vector<Tensor*> all = m.weights.All();
-  std::map<const void*, bool> converted;
+  std::set<const void*> converted;  // tied tensors share their data: convert it once
   std::vector<uint8_t> row;
   for (Tensor* t : all) {
     if (!t->present() || t->dtype != DType::kQ8_0) continue;
-    if (!converted[t->data]) {
+    if (converted.insert(t->data).second) {
       const int64_t n = t->cols();
       const size_t row_bytes = RowBytes(DType::kQ8_0, n);
       row.resize(row_bytes);
@@ -92,7 +93,6 @@ void SplitQ8_0Rows(Model& m) {
         std::memcpy(row.data(), base + off, row_bytes);
         SplitQ8_0Row(row.data(), base + off, n);
       }
-      converted[t->data] = true;
     }
     t->dtype = DType::kQ8_0Rows;
   }
