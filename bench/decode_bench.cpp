@@ -10,11 +10,15 @@
 // Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
-//                     [--file-layout]
+//                     [--file-layout] [--kv-dtypes f16,f32] [--compare-kv-dtypes]
 //
 // Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0 as
 // kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the file's Q8_0 blocks. The
 // weight-memory comparison keeps the file's layout on both sides (page sizes only).
+//
+// --kv-dtypes: the KV cache's element types to run, each its own row (default f16, as
+// kvserve serves; f32 doubles the bytes attention reads). --compare-kv-dtypes: decode
+// steps alternated between an f32 and an f16 KV cache over the same prepared weights.
 //
 // --phases: after each row, where the timed decode steps spent their wall time, phase by
 // phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
@@ -73,8 +77,10 @@ struct Args {
   int bw_reps = 5;
   WeightMemory weights = WeightMemory::kHugePages;
   bool compare_weight_memory = false;
+  bool compare_kv_dtypes = false;
   bool phases = false;
   bool file_layout = false;
+  std::vector<KvCacheDType> kv_dtypes = {KvCacheDType::kF16};
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -226,9 +232,10 @@ constexpr int kBlockSize = 16;
 
 // A backend with room for the longest sequence a run builds: the prompt, or the context
 // plus two warm-up steps and two rounds of timed steps.
-CpuBackendConfig BenchBackendConfig(const Args& a, int threads) {
+CpuBackendConfig BenchBackendConfig(const Args& a, int threads, KvCacheDType kv) {
   CpuBackendConfig cfg;
   cfg.num_threads = threads;
+  cfg.kv.dtype = kv;
   cfg.kv.block_size = kBlockSize;
   cfg.kv.num_blocks = (std::max(a.context + 2 * a.decode_steps + 2, a.prompt) + kBlockSize - 1) / kBlockSize + 1;
   return cfg;
@@ -237,10 +244,10 @@ CpuBackendConfig BenchBackendConfig(const Args& a, int threads) {
 // `read_buf`: as many bytes as one decode step reads; each timed step is followed by a
 // timed read of it with as many threads, so every step has its own bandwidth limit,
 // measured within a fraction of a second of it.
-StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std::span<const uint64_t> read_buf) {
+StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvCacheDType kv, std::span<const uint64_t> read_buf) {
   const int block_size = kBlockSize;
   CpuForwardProfile profile;
-  CpuBackendConfig cfg = BenchBackendConfig(a, threads);
+  CpuBackendConfig cfg = BenchBackendConfig(a, threads, kv);
   if (a.phases) cfg.profile = &profile;
   KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, CreateCpuBackend(model, cfg));
   const int vocab = model.config.vocab_size;
@@ -310,50 +317,56 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, std
   return r;
 }
 
-// Decode steps alternating between two backends over the same weights, one reading
-// them from the file mapping and one from a huge-page copy: both see the same moments of
-// this VM's drifting bandwidth, so the per-pair ratio isolates the memory kind.
-struct WeightMemoryComparison {
-  double mapped_tps = 0, huge_tps = 0;  // 1 / median step
-  double speedup = 0;                   // median over pairs of mapped time / huge time
-  int64_t huge_bytes = -1;              // bytes of the copy the kernel backed with 2 MiB pages
+// Decode steps alternating between two backends (the same context on each): both see
+// the same moments of this VM's drifting bandwidth, so the per-pair ratio isolates what
+// differs between them.
+struct Alternation {
+  double first_tps = 0, second_tps = 0;  // 1 / median step
+  double speedup = 0;                    // median over pairs of first time / second time
 };
 
-StatusOr<WeightMemoryComparison> CompareWeightMemory(const Args& a, const Model& mapped, const Model& huge, int threads) {
+StatusOr<Alternation> AlternateDecode(const Args& a, Backend& first, Backend& second, int vocab) {
   const int block_size = kBlockSize;
-  const CpuBackendConfig cfg = BenchBackendConfig(a, threads);
-  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_mapped, CreateCpuBackend(mapped, cfg));
-  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_huge, CreateCpuBackend(huge, cfg));
-  std::vector<float> logits(mapped.config.vocab_size);
+  std::vector<float> logits(vocab);
   std::mt19937 rng(99);
   std::vector<int32_t> context(a.context);
-  for (auto& t : context) t = static_cast<int32_t>(rng() % std::min(mapped.config.vocab_size, 32000));
-  for (Backend* b : {on_mapped.get(), on_huge.get()}) {
+  for (auto& t : context) t = static_cast<int32_t>(rng() % std::min(vocab, 32000));
+  for (Backend* b : {&first, &second}) {
     KV_RETURN_IF_ERROR(b->Forward(SequenceBatch(context, 0, block_size), logits));
     for (int s = 0; s < 2; ++s) KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({7}, a.context + s, block_size), logits));
   }
-  std::vector<double> tm, th, ratios;
+  std::vector<double> t1, t2, ratios;
   for (int s = 0; s < 2 * a.decode_steps; ++s) {
     const int pos = a.context + 2 + s;
     // Alternate which goes first, so neither always follows the other's cache footprint.
-    double t[2];  // mapped, huge
+    double t[2];
     for (int k = 0; k < 2; ++k) {
       const int which = (k + s) % 2;
-      Backend* b = which == 0 ? on_mapped.get() : on_huge.get();
+      Backend* b = which == 0 ? &first : &second;
       const auto t0 = Clock::now();
       KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({static_cast<int32_t>(s % 100 + 5)}, pos, block_size), logits));
       t[which] = Seconds(t0, Clock::now());
     }
-    tm.push_back(t[0]);
-    th.push_back(t[1]);
+    t1.push_back(t[0]);
+    t2.push_back(t[1]);
     ratios.push_back(t[0] / t[1]);
   }
-  WeightMemoryComparison c;
-  c.mapped_tps = 1.0 / Median(tm);
-  c.huge_tps = 1.0 / Median(th);
-  c.speedup = Median(ratios);
-  c.huge_bytes = huge.weight_region ? huge.weight_region->HugeBytes() : -1;
-  return c;
+  return Alternation{1.0 / Median(t1), 1.0 / Median(t2), Median(ratios)};
+}
+
+// One backend reading the weights from the file mapping, one from a huge-page copy.
+StatusOr<Alternation> CompareWeightMemory(const Args& a, const Model& mapped, const Model& huge, int threads) {
+  const CpuBackendConfig cfg = BenchBackendConfig(a, threads, a.kv_dtypes.front());
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_mapped, CreateCpuBackend(mapped, cfg));
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> on_huge, CreateCpuBackend(huge, cfg));
+  return AlternateDecode(a, *on_mapped, *on_huge, mapped.config.vocab_size);
+}
+
+// The same weights under an f32 and an f16 KV cache.
+StatusOr<Alternation> CompareKvDTypes(const Args& a, const Model& model, int threads) {
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> f32, CreateCpuBackend(model, BenchBackendConfig(a, threads, KvCacheDType::kF32)));
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> f16, CreateCpuBackend(model, BenchBackendConfig(a, threads, KvCacheDType::kF16)));
+  return AlternateDecode(a, *f32, *f16, model.config.vocab_size);
 }
 
 std::string DefaultCacheDir() {
@@ -381,8 +394,20 @@ int Main(int argc, char** argv) {
     else if (k == "--prompt") a.prompt = std::stoi(val());
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
+    else if (k == "--compare-kv-dtypes") a.compare_kv_dtypes = true;
     else if (k == "--phases") a.phases = true;
     else if (k == "--file-layout") a.file_layout = true;
+    else if (k == "--kv-dtypes") {
+      a.kv_dtypes.clear();
+      for (const std::string& d : Split(val(), ',')) {
+        auto kv = ParseKvCacheDType(d, "--kv-dtypes");
+        if (!kv.ok()) {
+          std::fprintf(stderr, "decode_bench: %s\n", kv.status().message().c_str());
+          return 2;
+        }
+        a.kv_dtypes.push_back(*kv);
+      }
+    }
     else if (k == "--weights") {
       auto w = ParseWeightMemory(val());
       if (!w.ok()) {
@@ -425,14 +450,14 @@ int Main(int argc, char** argv) {
   std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n", a.bw_bytes >> 20, a.bw_reps);
   std::printf("| threads | GB/s (wall) | GB/s (CPU time) |\n|---:|---:|---:|\n");
   for (size_t i = 0; i < a.threads.size(); ++i) std::printf("| %d | %.1f | %.1f |\n", a.threads[i], bw[i].wall / 1e9, bw[i].cpu / 1e9);
-  std::printf("\n## Decode and prefill (CPU backend, fast path, f32 KV cache)\n\n");
+  std::printf("\n## Decode and prefill (CPU backend, fast path)\n\n");
   std::printf("decode: %d-token context, then %d timed steps in a row (the mean, wall clock, and per CPU second / threads "
               "against the best read bandwidth above) and %d steps each followed by a timed streaming read of as many bytes as the "
               "step's weights with as many threads (the limit). BW fraction = median over those pairs of read time / step time. "
               "prefill: one %d-token prompt in one forward pass.\n\n",
               a.context, a.decode_steps, a.decode_steps, a.prompt);
-  std::printf("| model | dtype | weight MiB/token | threads | decode tok/s (median step) | read limit tok/s (median) | BW fraction (paired median) | decode tok/s (mean, wall) | BW fraction CPU time | prefill tok/s wall | prefill tok/s CPU |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+  std::printf("| model | dtype | KV | weight MiB/token | threads | decode tok/s (median step) | read limit tok/s (median) | BW fraction (paired median) | decode tok/s (mean, wall) | BW fraction CPU time | prefill tok/s wall | prefill tok/s CPU |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::fflush(stdout);
   int rc = 0;
   for (const auto& [shape, dtype] : a.models) {
@@ -458,19 +483,21 @@ int Main(int argc, char** argv) {
     }
     const double bytes = WeightBytesPerToken(**model);
     const ReadBuffer read_buf(static_cast<size_t>(bytes), huge);
-    for (size_t ti = 0; ti < a.threads.size(); ++ti) {
-      auto r = RunModel(a, **model, a.threads[ti], read_buf.words());
-      if (!r.ok()) {
-        std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
-        rc = 1;
-        continue;
+    for (size_t ti = 0; ti < a.threads.size(); ++ti)
+      for (KvCacheDType kv : a.kv_dtypes) {
+        auto r = RunModel(a, **model, a.threads[ti], kv, read_buf.words());
+        if (!r.ok()) {
+          std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
+          rc = 1;
+          continue;
+        }
+        std::printf("| %s | %s | %s | %.1f | %d | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(),
+                    KvCacheDTypeName(kv), bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps,
+                    100.0 * r->paired_fraction, r->decode_tps.wall, 100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall,
+                    r->prefill_tps.cpu);
+        if (a.phases) PrintPhases(*r, **model, bytes);
+        std::fflush(stdout);
       }
-      std::printf("| %s | %s | %.1f | %d | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(),
-                  bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps, 100.0 * r->paired_fraction, r->decode_tps.wall,
-                  100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall, r->prefill_tps.cpu);
-      if (a.phases) PrintPhases(*r, **model, bytes);
-      std::fflush(stdout);
-    }
   }
   if (a.compare_weight_memory) {
     std::printf("\n## Weight memory: huge-page copy vs file mapping (decode steps interleaved, %d pairs)\n\n", 2 * a.decode_steps);
@@ -494,8 +521,35 @@ int Main(int argc, char** argv) {
           rc = 1;
           continue;
         }
-        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx | %.0f |\n", shape.c_str(), dtype.c_str(), t, c->mapped_tps, c->huge_tps, c->speedup,
-                    c->huge_bytes / 1048576.0);
+        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx | %.0f |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps,
+                    c->speedup, (*huge)->weight_region ? (*huge)->weight_region->HugeBytes() / 1048576.0 : -1.0);
+        std::fflush(stdout);
+      }
+    }
+  }
+  if (a.compare_kv_dtypes) {
+    std::printf("\n## KV cache dtype: f32 vs f16 (decode steps interleaved after a %d-token context, %d pairs)\n\n", a.context,
+                2 * a.decode_steps);
+    std::printf("| model | dtype | threads | f32 KV tok/s (median) | f16 KV tok/s (median) | speed-up (paired median) |\n");
+    std::printf("|---|---|---:|---:|---:|---:|\n");
+    for (const auto& [shape, dtype] : a.models) {
+      auto path = EnsureModel(a, shape, dtype);
+      if (!path.ok()) continue;
+      auto model = LoadModel(*path);
+      if (!model.ok() || (huge && !CopyWeightsToHugePages(**model).ok())) {
+        std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
+        rc = 1;
+        continue;
+      }
+      if (huge && !a.file_layout) PrepareWeightsForCpu(**model, BestDotKernels());
+      for (int t : a.threads) {
+        auto c = CompareKvDTypes(a, **model, t);
+        if (!c.ok()) {
+          std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
+          rc = 1;
+          continue;
+        }
+        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps, c->speedup);
         std::fflush(stdout);
       }
     }

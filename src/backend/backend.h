@@ -17,6 +17,11 @@ struct Model;
 
 enum class KvCacheDType { kF32, kF16, kBF16, kFP8, kInt8, kInt4 };
 
+// "f32", "f16", "bf16", "fp8", "int8", "int4".
+const char* KvCacheDTypeName(KvCacheDType t);
+// The inverse of KvCacheDTypeName; InvalidArgument naming `option` and the choices.
+StatusOr<KvCacheDType> ParseKvCacheDType(const std::string& s, const char* option);
+
 // Shape of the paged KV cache a backend allocates: per layer, num_blocks blocks of
 // block_size tokens x num_kv_heads x head_dim, for K and for V.
 struct KvCacheConfig {

@@ -33,16 +33,6 @@ struct KvSimOptions {
   std::string dump_tree;  // "", "text" or "json"
 };
 
-StatusOr<KvCacheDType> ParseKvDType(const std::string& s) {
-  if (s == "f32") return KvCacheDType::kF32;
-  if (s == "f16") return KvCacheDType::kF16;
-  if (s == "bf16") return KvCacheDType::kBF16;
-  if (s == "fp8") return KvCacheDType::kFP8;
-  if (s == "int8") return KvCacheDType::kInt8;
-  if (s == "int4") return KvCacheDType::kInt4;
-  return Status::InvalidArgument("--kv-cache-dtype '" + s + "' (expected f32, f16, bf16, fp8, int8 or int4)");
-}
-
 std::string Bytes(double b) {
   if (b >= 1024.0 * 1024 * 1024) return fmt::format("{:.2f} GiB", b / (1024.0 * 1024 * 1024));
   if (b >= 1024.0 * 1024) return fmt::format("{:.2f} MiB", b / (1024.0 * 1024));
@@ -57,7 +47,7 @@ Status Run(const KvSimOptions& o) {
     KV_ASSIGN_OR_RETURN(auto model, LoadModel(o.model_path));
     cfg = model->config;
   }
-  KV_ASSIGN_OR_RETURN(KvCacheDType dtype, ParseKvDType(o.dtype));
+  KV_ASSIGN_OR_RETURN(KvCacheDType dtype, ParseKvCacheDType(o.dtype, "--kv-cache-dtype"));
   KV_ASSIGN_OR_RETURN(KvWorkload workload, ParseKvWorkload(o.workload));
   KvSimConfig sc;
   sc.workload = workload;

@@ -23,6 +23,7 @@ struct PerplexityCliOptions {
   int max_chunks = 0;
   bool reference = false;
   std::string weights_memory = "huge-pages";
+  std::string kv_cache_dtype = "auto";
 };
 
 int Run(const PerplexityCliOptions& o) {
@@ -48,6 +49,9 @@ int Run(const PerplexityCliOptions& o) {
   bc.kv.num_blocks = (o.ctx + 15) / 16;
   bc.num_threads = o.threads;
   bc.precision = o.reference ? CpuBackendConfig::Precision::kReference : CpuBackendConfig::Precision::kFast;
+  auto kv_dtype = ResolveKvCacheDType(o.kv_cache_dtype, o.reference);
+  if (!kv_dtype.ok()) return fail(kv_dtype.status().message());
+  bc.kv.dtype = *kv_dtype;
   auto backend = CreateCpuBackend(model, bc);
   if (!backend.ok()) return fail(backend.status().ToString());
   PerplexityOptions po;
@@ -75,6 +79,7 @@ void RegisterPerplexity(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", o->threads, "CPU threads")->check(CLI::Range(1, 1024))->capture_default_str();
   cmd->add_option("--chunks", o->max_chunks, "Score at most this many chunks (0 = all)");
   cmd->add_flag("--reference", o->reference, "float32 reference path");
+  AddKvCacheDTypeOption(cmd, o->kv_cache_dtype);
   AddWeightMemoryOption(cmd, o->weights_memory);
   cmd->callback([o, &exit_code] { exit_code = Run(*o); });
 }

@@ -74,9 +74,9 @@ int RunServe(ServeOptions& opts) {
     http.Shutdown(std::chrono::milliseconds(static_cast<int64_t>(opts.shutdown_timeout_s * 1000)));
   });
   // Tests and scripts read this line to learn the port (with --port 0).
-  std::fprintf(stdout, "kvserve serve: listening on http://%s:%d (model '%s', %d KV blocks, context %d)\n",
+  std::fprintf(stdout, "kvserve serve: listening on http://%s:%d (model '%s', %d KV blocks of %s, context %d)\n",
                opts.server.host.c_str(), *port, opts.server.served_model_name.c_str(), (*engine)->Stats().kv.num_blocks,
-               (*engine)->max_context());
+               KvCacheDTypeName(opts.engine.config.kv_cache_dtype), (*engine)->max_context());
   std::fflush(stdout);
   http.Serve();
   signals.join();

@@ -18,7 +18,21 @@ void AddEngineOptions(CLI::App* cmd, EngineOptionValues& v) {
   cmd->add_option("--threads", c.threads, "CPU threads")->capture_default_str();
   cmd->add_option("--max-waiting-requests", c.max_waiting_requests, "Bound of the waiting queue")->capture_default_str();
   cmd->add_flag("--reference", c.reference_precision, "float32 reference kernels instead of the fast path");
+  AddKvCacheDTypeOption(cmd, v.kv_cache_dtype);
   AddWeightMemoryOption(cmd, v.weights_memory_name);
+}
+
+void AddKvCacheDTypeOption(CLI::App* cmd, std::string& name) {
+  cmd->add_option("--kv-cache-dtype", name,
+                  "KV cache element type: f16 (half the memory of f32, the fast path's default), f32 (the --reference "
+                  "path's default), or auto")
+      ->check(CLI::IsMember({"auto", "f32", "f16"}))
+      ->capture_default_str();
+}
+
+StatusOr<KvCacheDType> ResolveKvCacheDType(const std::string& name, bool reference) {
+  if (name == "auto") return reference ? KvCacheDType::kF32 : KvCacheDType::kF16;
+  return ParseKvCacheDType(name, "--kv-cache-dtype");
 }
 
 void AddWeightMemoryOption(CLI::App* cmd, std::string& name) {
@@ -58,6 +72,7 @@ Status FinishEngineOptions(EngineOptionValues& v) {
   }
   KV_ASSIGN_OR_RETURN(v.config.preemption_mode, ParsePreemptionMode(v.preemption_mode));
   KV_ASSIGN_OR_RETURN(v.weights_memory, ParseWeightMemory(v.weights_memory_name));
+  KV_ASSIGN_OR_RETURN(v.config.kv_cache_dtype, ResolveKvCacheDType(v.kv_cache_dtype, v.config.reference_precision));
   return v.config.Validate();
 }
 

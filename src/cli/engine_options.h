@@ -17,7 +17,14 @@ struct EngineOptionValues {
   bool no_prefix_caching = false;
   std::string weights_memory_name = "huge-pages";
   WeightMemory weights_memory = WeightMemory::kHugePages;  // from weights_memory_name
+  std::string kv_cache_dtype = "auto";
 };
+
+// --kv-cache-dtype {auto,f32,f16}: the KV cache's element type.
+void AddKvCacheDTypeOption(CLI::App* cmd, std::string& name);
+// auto: f16 on the fast path, f32 with --reference (the float32 reference path keeps
+// every intermediate in float32 or wider).
+StatusOr<KvCacheDType> ResolveKvCacheDType(const std::string& name, bool reference);
 
 // --weights-memory {huge-pages,mapped}: how the loaded weights are held.
 void AddWeightMemoryOption(CLI::App* cmd, std::string& name);

@@ -30,7 +30,7 @@ double Since(std::chrono::steady_clock::time_point t) {
 StatusOr<std::unique_ptr<Engine>> Engine::Create(const Model& model, const Tokenizer& tokenizer, const EngineConfig& config,
                                                  std::unique_ptr<Backend> backend) {
   KV_RETURN_IF_ERROR(config.Validate());
-  const size_t block_bytes = KvBlockBytes(model.config, config.block_size, KvCacheDType::kF32);
+  const size_t block_bytes = KvBlockBytes(model.config, config.block_size, config.kv_cache_dtype);
   int num_blocks = config.num_kv_blocks > 0 ? config.num_kv_blocks : static_cast<int>(config.kv_cache_memory / block_bytes);
   if (backend) {
     num_blocks = backend->kv_config().num_blocks;
@@ -44,6 +44,7 @@ StatusOr<std::unique_ptr<Engine>> Engine::Create(const Model& model, const Token
     CpuBackendConfig bcfg;
     bcfg.kv.block_size = config.block_size;
     bcfg.kv.num_blocks = num_blocks;
+    bcfg.kv.dtype = config.kv_cache_dtype;
     bcfg.num_threads = config.threads;
     bcfg.precision = config.reference_precision ? CpuBackendConfig::Precision::kReference : CpuBackendConfig::Precision::kFast;
     KV_ASSIGN_OR_RETURN(backend, CreateCpuBackend(model, bcfg));

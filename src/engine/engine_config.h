@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/backend.h"
 #include "util/status.h"
 
 namespace kvserve {
@@ -37,6 +38,10 @@ struct EngineConfig {
   // auto mode swaps a victim with at least this many computed tokens.
   int swap_min_tokens = 128;
   bool reference_precision = false;  // float32 reference kernels instead of the fast path
+  // Element type of the paged KV cache. f16 halves its memory (twice the blocks in the
+  // same --kv-cache-memory) and the bytes attention reads each step; llama.cpp keeps
+  // f16 by default too. The CPU backend has f32 and f16.
+  KvCacheDType kv_cache_dtype = KvCacheDType::kF16;
 
   // InvalidArgument naming the option and the allowed range.
   Status Validate() const;

@@ -56,35 +56,51 @@ class CpuBackend final : public Backend {
   CpuBackend(const Model& model, const CpuBackendConfig& config)
       : model_(model), cfg_(model.config), config_(config), pool_(config.num_threads),
         kernels_(config.precision == Precision::kFast ? BestDotKernels() : ScalarDotKernels()) {
-    block_floats_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
-    const size_t total = static_cast<size_t>(cfg_.num_layers) * config_.kv.num_blocks * block_floats_;
+    f16_kv_ = config_.kv.dtype == KvCacheDType::kF16;
+    block_elems_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
+    block_bytes_ = block_elems_ * (f16_kv_ ? sizeof(uint16_t) : sizeof(float));
+    const size_t total = static_cast<size_t>(cfg_.num_layers) * config_.kv.num_blocks * block_bytes_;
     // Anonymous memory: the kernel hands out zero pages lazily, so a large pool costs
     // nothing until blocks are used; 2 MiB pages for the same reason as the weights
     // (attention walks every block of a long context each step).
-    auto k = HugePageRegion::Allocate(total * sizeof(float));
-    auto v = HugePageRegion::Allocate(total * sizeof(float));
+    auto k = HugePageRegion::Allocate(total);
+    auto v = HugePageRegion::Allocate(total);
     KV_CHECK_MSG(k.ok() && v.ok(), "out of memory allocating the KV cache");
     k_region_ = std::move(*k);
     v_region_ = std::move(*v);
-    k_cache_ = reinterpret_cast<float*>(k_region_->data());
-    v_cache_ = reinterpret_cast<float*>(v_region_->data());
+    k_cache_ = static_cast<uint8_t*>(k_region_->data());
+    v_cache_ = static_cast<uint8_t*>(v_region_->data());
     max_in_ = std::max({cfg_.hidden_size, cfg_.q_dim(), cfg_.intermediate_size});
   }
 
   Status Forward(const BatchDescriptor& batch, std::span<float> logits) override;
   void CopyBlocks(std::span<const std::pair<int32_t, int32_t>> src_dst) override;
-  size_t BlockBytes() const override { return static_cast<size_t>(cfg_.num_layers) * 2 * block_floats_ * sizeof(float); }
+  size_t BlockBytes() const override { return static_cast<size_t>(cfg_.num_layers) * 2 * block_bytes_; }
   void ReadBlock(int32_t block, void* dst) const override;
   void WriteBlock(int32_t block, const void* src) override;
   const KvCacheConfig& kv_config() const override { return config_.kv; }
   std::string name() const override {
-    return std::string("cpu-") + (config_.precision == Precision::kFast ? kernels_.name : "reference");
+    return std::string("cpu-") + (config_.precision == Precision::kFast ? kernels_.name : "reference") + (f16_kv_ ? "-kv-f16" : "");
   }
 
  private:
   Status Validate(const BatchDescriptor& batch, size_t logits_size) const;
-  float* KBlock(int layer, int32_t block) { return k_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
-  float* VBlock(int layer, int32_t block) { return v_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_floats_; }
+  // A layer's piece of a block: block_elems_ keys (or values) of the cache's dtype.
+  uint8_t* KBlock(int layer, int32_t block) const { return k_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_bytes_; }
+  uint8_t* VBlock(int layer, int32_t block) const { return v_cache_ + (static_cast<size_t>(layer) * config_.kv.num_blocks + block) * block_bytes_; }
+  // Element i of a layer's block piece as a float (the reference path's reads).
+  float KvElement(const uint8_t* piece, size_t i) const {
+    if (f16_kv_) {
+      uint16_t h;
+      std::memcpy(&h, piece + i * sizeof(uint16_t), sizeof h);
+      return Fp16ToFloat(h);
+    }
+    float f;
+    std::memcpy(&f, piece + i * sizeof(float), sizeof f);
+    return f;
+  }
+  // The new tokens' K and V into their slots (keys transposed within the block).
+  void WriteKv(const BatchDescriptor& batch, int layer);
   // Rows of a weight per unit of work: they stay in cache while every token of the
   // batch passes over them.
   static constexpr int64_t kRowChunk = 16;
@@ -134,14 +150,16 @@ class CpuBackend final : public Backend {
   CpuBackendConfig config_;
   ThreadPool pool_;
   const DotKernels& kernels_;
-  size_t block_floats_ = 0;
+  bool f16_kv_ = false;     // the KV cache holds f16 (else f32)
+  size_t block_elems_ = 0;  // K (or V) elements of one layer's piece of a block
+  size_t block_bytes_ = 0;  // their bytes
   int max_in_ = 0;
   std::unique_ptr<HugePageRegion> k_region_, v_region_;
   // Keys transposed within a block, [layer][block][kv head][head dim][slot], so attention
   // scores a run of keys with vector FMAs (DotKernels::attend); values as rows,
-  // [layer][block][kv head][slot][head dim].
-  float* k_cache_ = nullptr;
-  float* v_cache_ = nullptr;
+  // [layer][block][kv head][slot][head dim]. f32 or f16 elements (config_.kv.dtype).
+  uint8_t* k_cache_ = nullptr;
+  uint8_t* v_cache_ = nullptr;
   // Per-step buffers, reused.
   std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
   std::vector<int8_t> xq_;
@@ -154,6 +172,7 @@ class CpuBackend final : public Backend {
   std::vector<int64_t> run_begin_;
   std::vector<float> run_state_;
   std::vector<float> rope_cos_, rope_sin_;  // [T, head_dim / 2]
+  std::vector<uint16_t> key_f16_;             // one key in f16 before its transposed write
 };
 
 Status CpuBackend::Validate(const BatchDescriptor& b, size_t logits_size) const {
@@ -376,9 +395,10 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
       if (static_cast<int64_t>(scores.size()) < p + 1) scores.resize(p + 1);
       double maxs = -INFINITY;
       for (int64_t j = first; j <= p; ++j) {
-        const float* kj = KBlock(layer, table[j / bs]) + static_cast<size_t>(kvh) * bs * D + j % bs;
+        const uint8_t* piece = KBlock(layer, table[j / bs]);
+        const size_t kj = static_cast<size_t>(kvh) * bs * D + j % bs;
         double d = 0;
-        for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * kj[static_cast<size_t>(i) * bs];
+        for (int i = 0; i < D; ++i) d += static_cast<double>(qh[i]) * KvElement(piece, kj + static_cast<size_t>(i) * bs);
         scores[j] = static_cast<float>(d * scale);
         maxs = std::max<double>(maxs, scores[j]);
       }
@@ -387,8 +407,9 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
       for (int64_t j = first; j <= p; ++j) {
         const double e = std::exp(static_cast<double>(scores[j]) - maxs);
         sum += e;
-        const float* vj = VBlock(layer, table[j / bs]) + (static_cast<size_t>(kvh) * bs + j % bs) * D;
-        for (int i = 0; i < D; ++i) acc[i] += e * vj[i];
+        const uint8_t* piece = VBlock(layer, table[j / bs]);
+        const size_t vj = (static_cast<size_t>(kvh) * bs + j % bs) * D;
+        for (int i = 0; i < D; ++i) acc[i] += e * KvElement(piece, vj + i);
       }
       for (int i = 0; i < D; ++i) oh[i] = static_cast<float>(acc[i] / sum);
     }
@@ -404,9 +425,11 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
 // states merged at the end, so the threads share the work whatever the number of KV
 // heads (SmolLM2 has 3 for 2 threads). Measured against one unit per KV-head group
 // (same process, alternate steps): equal at a 128-token context, up to 16% faster at
-// 1000 tokens. f32 attention runs at ~4 ns per key and query head from cache on this
-// CPU (FMA throughput), ~8 ns with the blocks coming from DRAM; at short contexts the
-// f32 KV bytes (7 MB a step for SmolLM2 at 150 tokens) weigh as much as the arithmetic.
+// 1000 tokens. The kernel scores a KV head's query heads together, so each key and
+// value is loaded (and in f16 widened) once per group. SmolLM2, 1 thread, 1000 tokens
+// (decode_bench --phases --kv-dtypes f32,f16): 2.7-3.2 ms a step in f32, 2.0-2.9 in
+// f16; at 128 tokens on 2 threads 0.45-0.49 and 0.35-0.42 ms, where the blocks' DRAM
+// latency rather than their bytes or arithmetic sets the pace.
 void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float* q, float* out) {
   const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
@@ -456,21 +479,30 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
           // or so (two interleaved streams) and the hardware prefetcher starts each
           // piece with a miss. SmolLM2, decode_bench --phases: attention 0.40 -> 0.33 ms
           // a step at 128 tokens (2 threads), 4.96 -> 3.53 ms at 1000 (1 thread);
-          // TinyLlama unchanged.
-          const char* kn = reinterpret_cast<const char*>(KBlock(layer, table[blk + 1]));
-          const char* vn = reinterpret_cast<const char*>(VBlock(layer, table[blk + 1]));
-          for (size_t off = 0; off < block_floats_ * sizeof(float); off += 64) {
+          // TinyLlama unchanged. (f32 KV then. With f16, asking for 2, 4 or 8 blocks
+          // ahead, or for the whole layer's blocks before the Q/K/V products, measured
+          // no better.)
+          const uint8_t* kn = KBlock(layer, table[blk + 1]);
+          const uint8_t* vn = VBlock(layer, table[blk + 1]);
+          for (size_t off = 0; off < block_bytes_; off += 64) {
             __builtin_prefetch(kn + off);
             __builtin_prefetch(vn + off);
           }
         }
-        const float* kb = KBlock(layer, table[blk]) + (j0 - blk * bs);
-        const float* vb = VBlock(layer, table[blk]) + (j0 - blk * bs) * D;
+        // Key j0's column and value row within each KV head's piece of the block.
+        const size_t k_at = j0 - blk * bs, v_at = (j0 - blk * bs) * D;
         for (int kvh = 0; kvh < KVH; ++kvh) {
-          const float* k = kb + static_cast<size_t>(kvh) * bs * D;
-          const float* v = vb + static_cast<size_t>(kvh) * bs * D;
-          for (int h = kvh * group; h < (kvh + 1) * group; ++h)
-            kernels_.attend(q + (t * H + h) * D, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
+          const size_t head = static_cast<size_t>(kvh) * bs * D;
+          const int h = kvh * group;
+          if (f16_kv_) {
+            const auto* k = reinterpret_cast<const uint16_t*>(KBlock(layer, table[blk])) + head + k_at;
+            const auto* v = reinterpret_cast<const uint16_t*>(VBlock(layer, table[blk])) + head + v_at;
+            kernels_.attend_f16(q + (t * H + h) * D, group, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
+          } else {
+            const auto* k = reinterpret_cast<const float*>(KBlock(layer, table[blk])) + head + k_at;
+            const auto* v = reinterpret_cast<const float*>(VBlock(layer, table[blk])) + head + v_at;
+            kernels_.attend(q + (t * H + h) * D, group, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
+          }
         }
       }
       if (n_runs == 1) {
@@ -512,7 +544,6 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   PhaseClock clock(config_.profile);
   using Phase = CpuForwardProfile::Phase;
   const int Hd = cfg_.hidden_size, Q = cfg_.q_dim(), KVd = cfg_.kv_dim(), I = cfg_.intermediate_size, D = cfg_.head_dim;
-  const int bs = config_.kv.block_size;
   x_.resize(T * Hd);
   xn_.resize(T * Hd);
   q_.resize(T * Q);
@@ -564,19 +595,8 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
     clock.Lap(Phase::kEmbedAndNorms);
     Rope(q_.data(), T, cfg_.num_heads);
     Rope(k_.data(), T, cfg_.num_kv_heads);
-    // Write the new tokens' K/V into their slots before attention (causal within the chunk).
-    for (int64_t t = 0; t < T; ++t) {
-      const SequenceSlice& seq = b.seqs[token_seq_[t]];
-      const int64_t p = seq.context_len + (t - seq.token_begin);
-      const int32_t blk = b.block_tables[seq.block_table_begin + p / bs];
-      for (int h = 0; h < cfg_.num_kv_heads; ++h) {
-        const float* kt = k_.data() + (t * cfg_.num_kv_heads + h) * D;
-        float* kcol = KBlock(l, blk) + static_cast<size_t>(h) * bs * D + p % bs;
-        for (int i = 0; i < D; ++i) kcol[static_cast<size_t>(i) * bs] = kt[i];
-        std::memcpy(VBlock(l, blk) + (static_cast<size_t>(h) * bs + p % bs) * D, v_.data() + (t * cfg_.num_kv_heads + h) * D,
-                    D * sizeof(float));
-      }
-    }
+    // Before attention: a chunk's tokens attend to each other (causally).
+    WriteKv(b, l);
     clock.Lap(Phase::kRopeAndKvWrite);
     Attention(b, l, q_.data(), attn_.data());
     clock.Lap(Phase::kAttention);
@@ -603,34 +623,58 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   return Status::Ok();
 }
 
+void CpuBackend::WriteKv(const BatchDescriptor& b, int layer) {
+  const int D = cfg_.head_dim, KVH = cfg_.num_kv_heads, bs = config_.kv.block_size;
+  key_f16_.resize(D);
+  for (int64_t t = 0; t < static_cast<int64_t>(b.tokens.size()); ++t) {
+    const SequenceSlice& seq = b.seqs[token_seq_[t]];
+    const int64_t p = seq.context_len + (t - seq.token_begin);
+    const int32_t blk = b.block_tables[seq.block_table_begin + p / bs];
+    for (int h = 0; h < KVH; ++h) {
+      const float* kt = k_.data() + (t * KVH + h) * D;
+      const float* vt = v_.data() + (t * KVH + h) * D;
+      const size_t kcol = static_cast<size_t>(h) * bs * D + p % bs, vrow = (static_cast<size_t>(h) * bs + p % bs) * D;
+      if (f16_kv_) {
+        auto* kpiece = reinterpret_cast<uint16_t*>(KBlock(layer, blk));
+        kernels_.to_f16(kt, key_f16_.data(), D);
+        for (int i = 0; i < D; ++i) kpiece[kcol + static_cast<size_t>(i) * bs] = key_f16_[i];
+        kernels_.to_f16(vt, reinterpret_cast<uint16_t*>(VBlock(layer, blk)) + vrow, D);
+      } else {
+        auto* kpiece = reinterpret_cast<float*>(KBlock(layer, blk));
+        for (int i = 0; i < D; ++i) kpiece[kcol + static_cast<size_t>(i) * bs] = kt[i];
+        std::memcpy(reinterpret_cast<float*>(VBlock(layer, blk)) + vrow, vt, D * sizeof(float));
+      }
+    }
+  }
+}
+
 void CpuBackend::CopyBlocks(std::span<const std::pair<int32_t, int32_t>> src_dst) {
   for (auto [src, dst] : src_dst) {
     KV_CHECK(src >= 0 && src < config_.kv.num_blocks && dst >= 0 && dst < config_.kv.num_blocks);
     for (int l = 0; l < cfg_.num_layers; ++l) {
-      std::memcpy(KBlock(l, dst), KBlock(l, src), block_floats_ * sizeof(float));
-      std::memcpy(VBlock(l, dst), VBlock(l, src), block_floats_ * sizeof(float));
+      std::memcpy(KBlock(l, dst), KBlock(l, src), block_bytes_);
+      std::memcpy(VBlock(l, dst), VBlock(l, src), block_bytes_);
     }
   }
 }
 
 void CpuBackend::ReadBlock(int32_t block, void* dst) const {
   KV_CHECK(block >= 0 && block < config_.kv.num_blocks);
-  auto* out = static_cast<float*>(dst);
+  auto* out = static_cast<uint8_t*>(dst);
   for (int l = 0; l < cfg_.num_layers; ++l) {
-    const size_t base = (static_cast<size_t>(l) * config_.kv.num_blocks + block) * block_floats_;
-    std::memcpy(out, k_cache_ + base, block_floats_ * sizeof(float));
-    std::memcpy(out + block_floats_, v_cache_ + base, block_floats_ * sizeof(float));
-    out += 2 * block_floats_;
+    std::memcpy(out, KBlock(l, block), block_bytes_);
+    std::memcpy(out + block_bytes_, VBlock(l, block), block_bytes_);
+    out += 2 * block_bytes_;
   }
 }
 
 void CpuBackend::WriteBlock(int32_t block, const void* src) {
   KV_CHECK(block >= 0 && block < config_.kv.num_blocks);
-  auto* in = static_cast<const float*>(src);
+  auto* in = static_cast<const uint8_t*>(src);
   for (int l = 0; l < cfg_.num_layers; ++l) {
-    std::memcpy(KBlock(l, block), in, block_floats_ * sizeof(float));
-    std::memcpy(VBlock(l, block), in + block_floats_, block_floats_ * sizeof(float));
-    in += 2 * block_floats_;
+    std::memcpy(KBlock(l, block), in, block_bytes_);
+    std::memcpy(VBlock(l, block), in + block_bytes_, block_bytes_);
+    in += 2 * block_bytes_;
   }
 }
 
@@ -641,7 +685,9 @@ void PrepareWeightsForCpu(Model& m, const DotKernels& kernels) {
 }
 
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const CpuBackendConfig& config) {
-  if (config.kv.dtype != KvCacheDType::kF32) return Status::Unsupported("the CPU backend keeps its KV cache in f32 for now");
+  if (config.kv.dtype != KvCacheDType::kF32 && config.kv.dtype != KvCacheDType::kF16)
+    return Status::Unsupported(fmt::format("KV cache dtype {}: the CPU backend keeps its KV cache in f32 or f16",
+                                           KvCacheDTypeName(config.kv.dtype)));
   if (config.kv.block_size < 1 || config.kv.block_size > 1024) return Status::InvalidArgument(fmt::format("block size {} out of range [1, 1024]", config.kv.block_size));
   if (config.kv.num_blocks < 1) return Status::InvalidArgument("the KV cache needs at least one block");
   if (config.num_threads < 1 || config.num_threads > 1024) return Status::InvalidArgument(fmt::format("threads {} out of range [1, 1024]", config.num_threads));
@@ -649,7 +695,7 @@ StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const Cp
   if (static_cast<int>(model.rope_inv_freq.size()) != c.head_dim / 2) return Status::InvalidArgument("model has no RoPE frequencies");
   for (const Tensor* t : {&model.weights.tok_embeddings, &model.weights.output})
     if (t->cols() % GetDTypeInfo(t->dtype).block_elems != 0) return Status::Unsupported(t->name + ": row length not a block multiple");
-  const size_t bytes = static_cast<size_t>(c.num_layers) * 2 * config.kv.num_blocks * c.num_kv_heads * config.kv.block_size * c.head_dim * sizeof(float);
+  const size_t bytes = KvBlockBytes(c, config.kv.block_size, config.kv.dtype) * config.kv.num_blocks;
   if (bytes > (size_t{1} << 40)) return Status::ResourceExhausted(fmt::format("KV cache of {} bytes is too large", bytes));
   return std::unique_ptr<Backend>(new CpuBackend(model, config));
 }

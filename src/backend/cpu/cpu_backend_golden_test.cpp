@@ -83,8 +83,21 @@ std::vector<int32_t> GreedyDecode(Backend& backend, const Model& model, const st
   return out;
 }
 
-std::unique_ptr<Backend> MakeBackend(const Model& m, Precision p, int blocks = 64, int block_size = 16) {
+// The configurations checked against the references: the float32 reference path, and
+// the fast path with an f32 and with an f16 KV cache (kvserve's default, as llama.cpp's).
+struct PathCase {
+  Precision precision;
+  KvCacheDType kv;
+  const char* label;
+};
+constexpr PathCase kPaths[] = {{Precision::kReference, KvCacheDType::kF32, " ref"},
+                               {Precision::kFast, KvCacheDType::kF32, " fast"},
+                               {Precision::kFast, KvCacheDType::kF16, " fast kv-f16"}};
+
+std::unique_ptr<Backend> MakeBackend(const Model& m, Precision p, int blocks = 64, int block_size = 16,
+                                     KvCacheDType kv = KvCacheDType::kF32) {
   CpuBackendConfig c;
+  c.kv.dtype = kv;
   c.kv.num_blocks = blocks;
   c.kv.block_size = block_size;
   c.num_threads = 2;
@@ -114,10 +127,10 @@ TEST_P(StoriesGolden, GreedyTokensAndFp64Logprobs) {
       check.top.emplace_back();
       for (const json& e : step["top"]) check.top.back().emplace_back(e[0].get<int>(), e[1].get<double>());
     }
-    for (Precision p : {Precision::kReference, Precision::kFast}) {
-      auto backend = MakeBackend(**model, p, 32, 16);
-      const double tol = p == Precision::kReference ? 1e-4 : 2e-2;
-      std::string label = std::string(name) + (p == Precision::kReference ? " ref" : " fast");
+    for (const PathCase& path : kPaths) {
+      auto backend = MakeBackend(**model, path.precision, 32, 16, path.kv);
+      const double tol = path.precision == Precision::kReference ? 1e-4 : 2e-2;
+      std::string label = std::string(name) + path.label;
       std::vector<int32_t> got = GreedyDecode(*backend, **model, prompt, 64, &check, tol, label);
       EXPECT_EQ(got, lc["generated_tokens"].get<std::vector<int32_t>>()) << label << " vs llama.cpp";
       EXPECT_EQ(got, ref["tokens"].get<std::vector<int32_t>>()) << label << " vs HF fp64";
@@ -134,8 +147,8 @@ TEST(Prose25mGolden, GreedyTokensAndLogprobs) {
   ASSERT_TRUE(model.ok()) << model.status().ToString();
   json golden = ReadJson("golden/prose-25m/golden.json");
   ASSERT_GE(golden["cases"].size(), 6u);
-  for (Precision p : {Precision::kReference, Precision::kFast}) {
-    auto backend = MakeBackend(**model, p, 8, 16);
+  for (const PathCase& path : kPaths) {
+    auto backend = MakeBackend(**model, path.precision, 8, 16, path.kv);
     for (const json& c : golden["cases"]) {
       std::vector<int32_t> prompt = c["prompt_tokens"].get<std::vector<int32_t>>();
       std::vector<int32_t> want = c["tokens"].get<std::vector<int32_t>>();
@@ -144,7 +157,7 @@ TEST(Prose25mGolden, GreedyTokensAndLogprobs) {
         check.top.emplace_back();
         for (const json& e : step) check.top.back().emplace_back(e[0].get<int>(), e[1].get<double>());
       }
-      std::string label = c["prompt"].get<std::string>().substr(0, 24) + (p == Precision::kReference ? " ref" : " fast");
+      std::string label = c["prompt"].get<std::string>().substr(0, 24) + path.label;
       std::vector<int32_t> got = GreedyDecode(*backend, **model, prompt, static_cast<int>(want.size()), &check, 1e-2, label);
       EXPECT_EQ(got, want) << label;
     }

@@ -32,7 +32,8 @@ BatchDescriptor ChunkBatch(const std::vector<int32_t>& tokens, int ctx, int n, c
   return b;
 }
 
-class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precision> {
+// Every test of this fixture runs for each precision with an f32 and with an f16 KV cache.
+class CpuBackendTest : public ::testing::TestWithParam<std::tuple<CpuBackendConfig::Precision, KvCacheDType>> {
  protected:
   void SetUp() override {
     auto m = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
@@ -47,7 +48,8 @@ class CpuBackendTest : public ::testing::TestWithParam<CpuBackendConfig::Precisi
     c.kv.num_blocks = 32;
     c.kv.block_size = 4;
     c.num_threads = 2;
-    c.precision = GetParam();
+    c.precision = std::get<0>(GetParam());
+    c.kv.dtype = std::get<1>(GetParam());
     auto b = CreateCpuBackend(*model_, c);
     ASSERT_TRUE(b.ok());
     backend_ = std::move(b).value();
@@ -260,8 +262,9 @@ TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   Model& model = **loaded;
   const std::vector<int32_t> table = {7, 2, 5, 0, 3};
-  auto run = [&](CpuBackendConfig::Precision precision, int threads) {
+  auto run = [&](CpuBackendConfig::Precision precision, int threads, KvCacheDType kv) {
     CpuBackendConfig c;
+    c.kv.dtype = kv;
     c.kv.num_blocks = 8;
     c.kv.block_size = 4;
     c.num_threads = threads;
@@ -278,23 +281,53 @@ TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
     }
     return all;
   };
-  for (int window : {0, 5}) {
-    model.config.sliding_window = window;
-    const std::vector<float> want = run(CpuBackendConfig::Precision::kReference, 1);
-    for (int threads : {1, 2, 3, 5}) {
-      const std::vector<float> got = run(CpuBackendConfig::Precision::kFast, threads);
-      ASSERT_EQ(got.size(), want.size());
-      double worst = 0;
-      for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
-      EXPECT_LT(worst, 1e-4) << "window " << window << ", " << threads << " threads";
+  // In f16 both paths read the same rounded keys and values.
+  for (KvCacheDType kv : {KvCacheDType::kF32, KvCacheDType::kF16})
+    for (int window : {0, 5}) {
+      model.config.sliding_window = window;
+      const std::vector<float> want = run(CpuBackendConfig::Precision::kReference, 1, kv);
+      for (int threads : {1, 2, 3, 5}) {
+        const std::vector<float> got = run(CpuBackendConfig::Precision::kFast, threads, kv);
+        ASSERT_EQ(got.size(), want.size());
+        double worst = 0;
+        for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
+        EXPECT_LT(worst, 1e-4) << "window " << window << ", " << threads << " threads, " << KvCacheDTypeName(kv) << " KV";
+      }
     }
+}
+
+// An f16 cache holds half the bytes of an f32 one; the dtypes it has no kernels for are
+// refused by name, not silently stored as something else.
+TEST(CpuBackendKvDType, F16HalvesTheBlockAndOtherDtypesAreRefused) {
+  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  auto bytes = [&](KvCacheDType kv) -> StatusOr<size_t> {
+    CpuBackendConfig c;
+    c.kv.dtype = kv;
+    c.kv.num_blocks = 4;
+    c.kv.block_size = 16;
+    KV_ASSIGN_OR_RETURN(auto backend, CreateCpuBackend(**loaded, c));
+    EXPECT_EQ(backend->BlockBytes(), KvBlockBytes((*loaded)->config, 16, kv));
+    return backend->BlockBytes();
+  };
+  ASSERT_TRUE(bytes(KvCacheDType::kF32).ok());
+  ASSERT_TRUE(bytes(KvCacheDType::kF16).ok());
+  EXPECT_EQ(*bytes(KvCacheDType::kF16) * 2, *bytes(KvCacheDType::kF32));
+  for (KvCacheDType kv : {KvCacheDType::kBF16, KvCacheDType::kFP8, KvCacheDType::kInt8, KvCacheDType::kInt4}) {
+    auto r = bytes(kv);
+    ASSERT_FALSE(r.ok()) << KvCacheDTypeName(kv);
+    EXPECT_EQ(r.status().code(), Status::Code::kUnsupported);
+    EXPECT_NE(r.status().message().find(KvCacheDTypeName(kv)), std::string::npos) << r.status().message();
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Precisions, CpuBackendTest,
-                         ::testing::Values(CpuBackendConfig::Precision::kReference, CpuBackendConfig::Precision::kFast),
+INSTANTIATE_TEST_SUITE_P(PrecisionsAndKvDTypes, CpuBackendTest,
+                         ::testing::Combine(::testing::Values(CpuBackendConfig::Precision::kReference,
+                                                              CpuBackendConfig::Precision::kFast),
+                                            ::testing::Values(KvCacheDType::kF32, KvCacheDType::kF16)),
                          [](const auto& info) {
-                           return info.param == CpuBackendConfig::Precision::kFast ? std::string("fast") : std::string("reference");
+                           return std::string(std::get<0>(info.param) == CpuBackendConfig::Precision::kFast ? "fast" : "reference") +
+                                  "_kv_" + KvCacheDTypeName(std::get<1>(info.param));
                          });
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "backend/cpu/kernels_internal.h"
 #include "model/quant.h"
+#include "util/status.h"
 
 namespace kvserve {
 
@@ -25,34 +26,63 @@ void QuantizeActivationQ8Scalar(const float* x, int64_t n, int8_t* qs, float* sc
 
 namespace {
 // DotKernels::attend from a kernel set's own scale_axpy (the scalar and AVX2 sets; the
-// AVX-512 set has a fused one): a chunk's scores are one axpy per dimension over the
-// transposed keys, then one rescale of the accumulator if the max grew.
+// AVX-512 set has a fused one), head by head: a chunk's scores are one axpy per
+// dimension over the transposed keys, then one rescale of the accumulator if the max grew.
 template <void (*Axpy)(float, float, const float*, float*, int64_t)>
-void AttendWithAxpy(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
-                    float* m, float* sum, float* out) {
+void AttendWithAxpy(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d,
+                    float scale, float* m, float* sum, float* out) {
   constexpr int64_t kChunk = 64;
   float sc[kChunk];
-  for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
-    const int64_t cnt = std::min(kChunk, n - j0);
-    std::fill(sc, sc + cnt, 0.0f);
-    for (int64_t i = 0; i < d; ++i) Axpy(1.0f, q[i], k + i * k_stride + j0, sc, cnt);
-    float bm = *m;
-    for (int64_t j = 0; j < cnt; ++j) {
-      sc[j] *= scale;
-      bm = std::max(bm, sc[j]);
-    }
-    if (bm > *m) {
-      const float r = std::exp(*m - bm);  // 0 before the first key
-      *sum *= r;
-      Axpy(r, 0.0f, v, out, d);
-      *m = bm;
-    }
-    for (int64_t j = 0; j < cnt; ++j) {
-      const float e = std::exp(sc[j] - *m);
-      *sum += e;
-      Axpy(1.0f, e, v + (j0 + j) * d, out, d);
+  for (int h = 0; h < heads; ++h) {
+    const float* qh = q + h * d;
+    float* oh = out + h * d;
+    for (int64_t j0 = 0; j0 < n; j0 += kChunk) {
+      const int64_t cnt = std::min(kChunk, n - j0);
+      std::fill(sc, sc + cnt, 0.0f);
+      for (int64_t i = 0; i < d; ++i) Axpy(1.0f, qh[i], k + i * k_stride + j0, sc, cnt);
+      float bm = m[h];
+      for (int64_t j = 0; j < cnt; ++j) {
+        sc[j] *= scale;
+        bm = std::max(bm, sc[j]);
+      }
+      if (bm > m[h]) {
+        const float r = std::exp(m[h] - bm);  // 0 before the first key
+        sum[h] *= r;
+        Axpy(r, 0.0f, v, oh, d);
+        m[h] = bm;
+      }
+      for (int64_t j = 0; j < cnt; ++j) {
+        const float e = std::exp(sc[j] - m[h]);
+        sum[h] += e;
+        Axpy(1.0f, e, v + (j0 + j) * d, oh, d);
+      }
     }
   }
+}
+
+// DotKernels::attend_f16 from a set's float attend: the keys and values are widened
+// a piece at a time into stack buffers (32 KiB each) and attended as floats.
+template <void (*Widen)(const uint16_t*, float*, int64_t),
+          void (*Attend)(const float*, int, const float*, int64_t, const float*, int64_t, int64_t, float, float*, float*, float*)>
+void AttendF16ByWidening(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
+                         float scale, float* m, float* sum, float* out) {
+  constexpr int64_t kBufferFloats = 8192;
+  float kf[kBufferFloats], vf[kBufferFloats];
+  const int64_t piece = std::max<int64_t>(1, kBufferFloats / std::max<int64_t>(d, 1));
+  KV_CHECK_MSG(d <= kBufferFloats, "head dim too large for the f16 attention buffers");
+  for (int64_t j0 = 0; j0 < n; j0 += piece) {
+    const int64_t cnt = std::min(piece, n - j0);
+    for (int64_t i = 0; i < d; ++i) Widen(k + i * k_stride + j0, kf + i * cnt, cnt);
+    Widen(v + j0 * d, vf, cnt * d);
+    Attend(q, heads, kf, cnt, vf, cnt, d, scale, m, sum, out);
+  }
+}
+
+void WidenF16Scalar(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
+}
+void ToF16Scalar(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = FloatToFp16(x[i]);
 }
 }  // namespace
 
@@ -225,6 +255,19 @@ KV_AVX2 float DotBF16Avx2(const uint16_t* w, const float* x, int64_t n) {
   return s;
 }
 
+// f16 <-> f32 with F16C, 8 at a time (round to nearest even, as FloatToFp16).
+KV_AVX2 void WidenF16Avx2(const uint16_t* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  for (; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
+}
+KV_AVX2 void ToF16Avx2(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  for (; i < n; ++i) y[i] = FloatToFp16(x[i]);
+}
+
 // Sum of int8 products of 32 lanes, as 8 int32 lanes (|w| <= 127 so maddubs cannot saturate).
 KV_AVX2 inline __m256i DotI8(__m256i w, __m256i x) {
   const __m256i aw = _mm256_sign_epi8(w, w);
@@ -391,6 +434,8 @@ const DotKernels kScalar = {DotF32Scalar,
                              Q8_0RowsTileScalar,
                              ScaleAxpyScalar,
                              AttendWithAxpy<ScaleAxpyScalar>,
+                             AttendF16ByWidening<WidenF16Scalar, AttendWithAxpy<ScaleAxpyScalar>>,
+                             ToF16Scalar,
                              SiluMulScalar,
                              "scalar",
                              /*prefers_q8_0_rows=*/false};
@@ -409,6 +454,8 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            Q8_0RowsTileScalar,
                            ScaleAxpyAvx2,
                            AttendWithAxpy<ScaleAxpyAvx2>,
+                           AttendF16ByWidening<WidenF16Avx2, AttendWithAxpy<ScaleAxpyAvx2>>,
+                           ToF16Avx2,
                            SiluMulScalar,
                            "avx2",
                            /*prefers_q8_0_rows=*/false};

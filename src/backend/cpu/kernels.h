@@ -41,16 +41,24 @@ struct DotKernels {
                          int64_t xs_stride, int64_t n, float* out);
   // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
   void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
-  // One query against n keys and values, folded into an online softmax: with
-  // s_j = scale * q.k_j, *m is the running max of the scores, *sum the running sum of
-  // exp(s - *m) and out[d] the running sum of exp(s - *m) v; both are rescaled when *m
-  // grows. Start with *m = -inf, *sum = 0, out = 0; the attention output is out / *sum
-  // after the last key. Keys are stored transposed: element i of key j is
-  // k[i * k_stride + j] (a KV block keeps its keys dimension-major, so the scores of
-  // consecutive keys are one vector FMA per dimension, with no horizontal sums); values
-  // are rows of d floats at v.
-  void (*attend)(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale, float* m,
-                 float* sum, float* out);
+  // The query heads that share one KV head (a GQA group, `heads` of them) against n
+  // keys and values, each head folded into its own online softmax: with
+  // s_j = scale * q_h.k_j, m[h] is the running max of head h's scores, sum[h] the
+  // running sum of exp(s - m[h]) and out[h * d, (h + 1) * d) the running sum of
+  // exp(s - m[h]) v; both are rescaled when m[h] grows. Start with m = -inf, sum = 0,
+  // out = 0; head h's attention output is its out / sum[h] after the last key. q holds
+  // the heads' rows of d floats one after another. Keys are stored transposed: element
+  // i of key j is k[i * k_stride + j] (a KV block keeps its keys dimension-major, so the
+  // scores of consecutive keys are one vector FMA per dimension, with no horizontal
+  // sums); values are rows of d at v. A group's heads are scored together so each key
+  // and value is loaded (and, in f16, converted) once for all of them.
+  void (*attend)(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
+                 float* m, float* sum, float* out);
+  // The same over an f16 KV cache (IEEE half bits), converted as it is read.
+  void (*attend_f16)(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
+                     float scale, float* m, float* sum, float* out);
+  // y[i] = x[i] as f16, rounded to nearest even (FloatToFp16): the f16 KV cache's writes.
+  void (*to_f16)(const float* x, uint16_t* y, int64_t n);
   // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (SwiGLU's activation).
   // out may alias gate or up.
   void (*silu_mul)(const float* gate, const float* up, float* out, int64_t n);

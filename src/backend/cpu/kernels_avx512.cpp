@@ -394,65 +394,121 @@ KV_AVX512 inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// out[0, d) += sum over j < cnt of e[j] * v row j. C = d / 16 accumulators stay in
-// registers across the keys (C = 0: any d, one masked chunk at a time).
-template <int C>
-KV_AVX512 inline void AccumulateValues(const float* e, int cnt, const float* v, int64_t d, float* out) {
-  if constexpr (C > 0) {
-    __m512 acc[C];
-    for (int c = 0; c < C; ++c) acc[c] = _mm512_loadu_ps(out + 16 * c);
-    for (int j = 0; j < cnt; ++j) {
-      const __m512 ej = _mm512_set1_ps(e[j]);
-      for (int c = 0; c < C; ++c) acc[c] = _mm512_fmadd_ps(ej, _mm512_loadu_ps(v + j * d + 16 * c), acc[c]);
+// Score chains per head (independent FMA chains cover the FMA latency: about eight in
+// all) and value chunks of 16 per pass, by group size.
+constexpr int ScoreChains(int g) { return g <= 2 ? 4 : g <= 4 ? 2 : 1; }
+constexpr int ValueChunks(int g) { return g <= 2 ? 4 : g <= 4 ? 2 : 1; }
+
+// G query heads sharing a KV head against n keys, 16 keys at a time: every key vector
+// is loaded (and widened from f16) once for the G heads. L: F32Load or F16Load.
+template <typename L, int G>
+KV_AVX512 void AttendGroup(const float* q, const void* k, int64_t k_stride, const void* v, int64_t n, int64_t d, float scale,
+                           float* m, float* sum, float* out) {
+  constexpr int C = ScoreChains(G), P = ValueChunks(G);
+  alignas(64) float e[G][16];
+  for (int64_t j0 = 0; j0 < n; j0 += 16) {
+    const int cnt = static_cast<int>(std::min<int64_t>(16, n - j0));
+    const __mmask16 live = TailMask(cnt);
+    // Scores.
+    __m512 acc[G][C];
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g)
+      #pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[g][c] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + C <= d; i += C)
+      #pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) {
+        const __m512 kv = L::LoadMasked(k, (i + c) * k_stride + j0, live);
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i + c]), kv, acc[g][c]);
+      }
+    for (; i < d; ++i) {
+      const __m512 kv = L::LoadMasked(k, i * k_stride + j0, live);
+      #pragma GCC unroll 8
+      for (int g = 0; g < G; ++g) acc[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i]), kv, acc[g][0]);
     }
-    for (int c = 0; c < C; ++c) _mm512_storeu_ps(out + 16 * c, acc[c]);
-  } else {
-    for (int64_t i = 0; i < d; i += 16) {
-      const __mmask16 m = i + 16 <= d ? static_cast<__mmask16>(0xFFFF) : TailMask(d - i);
-      __m512 acc = _mm512_maskz_loadu_ps(m, out + i);
-      for (int j = 0; j < cnt; ++j) acc = _mm512_fmadd_ps(_mm512_set1_ps(e[j]), _mm512_maskz_loadu_ps(m, v + j * d + i), acc);
-      _mm512_mask_storeu_ps(out + i, m, acc);
+    // Online softmax per head: one rescale if the max grew, 16 exponentials in one go.
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) {
+      __m512 s = acc[g][0];
+      #pragma GCC unroll 8
+      for (int c = 1; c < C; ++c) s = _mm512_add_ps(s, acc[g][c]);
+      s = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, s, _mm512_set1_ps(scale));
+      const float bm = std::max(m[g], _mm512_reduce_max_ps(s));
+      if (bm > m[g]) {
+        const float r = std::exp(m[g] - bm);  // 0 before the first key
+        sum[g] *= r;
+        ScaleAxpy(r, 0.0f, out + g * d, out + g * d, d);  // out *= r
+        m[g] = bm;
+      }
+      const __m512 ev = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(s, _mm512_set1_ps(m[g]))));
+      sum[g] += _mm512_reduce_add_ps(ev);
+      _mm512_store_ps(e[g], ev);
+    }
+    // Values: P chunks of 16 dimensions for the G heads stay in registers across the keys.
+    for (int64_t c0 = 0; c0 < d; c0 += 16 * P) {
+      __mmask16 dm[P];
+      __m512 o[G][P];
+      #pragma GCC unroll 8
+      for (int p = 0; p < P; ++p) {
+        const int64_t left = d - (c0 + 16 * p);
+        dm[p] = left >= 16 ? static_cast<__mmask16>(0xFFFF) : left > 0 ? TailMask(left) : static_cast<__mmask16>(0);
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) o[g][p] = _mm512_maskz_loadu_ps(dm[p], out + g * d + c0 + 16 * p);
+      }
+      for (int j = 0; j < cnt; ++j)
+        #pragma GCC unroll 8
+        for (int p = 0; p < P; ++p) {
+          const __m512 vv = L::LoadMasked(v, (j0 + j) * d + c0 + 16 * p, dm[p]);
+          #pragma GCC unroll 8
+          for (int g = 0; g < G; ++g) o[g][p] = _mm512_fmadd_ps(_mm512_set1_ps(e[g][j]), vv, o[g][p]);
+        }
+      #pragma GCC unroll 8
+      for (int p = 0; p < P; ++p)
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) _mm512_mask_storeu_ps(out + g * d + c0 + 16 * p, dm[p], o[g][p]);
     }
   }
 }
 
-// Scores of 16 consecutive keys (fewer under `live`) from transposed keys: one FMA per
-// dimension, in 4 independent chains to cover the FMA latency.
-KV_AVX512 inline __m512 Scores16(const float* q, const float* k, int64_t k_stride, int64_t d, __mmask16 live) {
-  __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-  int64_t i = 0;
-  for (; i + 4 <= d; i += 4)
-    for (int c = 0; c < 4; ++c)
-      acc[c] = _mm512_fmadd_ps(_mm512_set1_ps(q[i + c]), _mm512_maskz_loadu_ps(live, k + (i + c) * k_stride), acc[c]);
-  for (; i < d; ++i) acc[0] = _mm512_fmadd_ps(_mm512_set1_ps(q[i]), _mm512_maskz_loadu_ps(live, k + i * k_stride), acc[0]);
-  return _mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]));
+// Groups of up to eight heads at a time (Llama-3-8B, Mistral: 4; TinyLlama, Llama-3-70B:
+// 8; Qwen2.5: 7; SmolLM2-135M: 3).
+template <typename L, typename KV>
+KV_AVX512 void AttendHeads(const float* q, int heads, const KV* k, int64_t k_stride, const KV* v, int64_t n, int64_t d, float scale,
+                           float* m, float* sum, float* out) {
+  for (int h0 = 0; h0 < heads; h0 += 8) {
+    const float* qg = q + h0 * d;
+    float* og = out + h0 * d;
+    switch (std::min(8, heads - h0)) {
+      case 1: AttendGroup<L, 1>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 2: AttendGroup<L, 2>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 3: AttendGroup<L, 3>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 4: AttendGroup<L, 4>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 5: AttendGroup<L, 5>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 6: AttendGroup<L, 6>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 7: AttendGroup<L, 7>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      default: AttendGroup<L, 8>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+    }
+  }
 }
 
-// DotKernels::attend, 16 keys at a time: their scores, one rescale if the max grew,
-// 16 exponentials in one go, then the values.
-KV_AVX512 void Attend(const float* q, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
+KV_AVX512 void Attend(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
                       float* m, float* sum, float* out) {
-  alignas(64) float sc[16];
-  for (int64_t j0 = 0; j0 < n; j0 += 16) {
-    const int cnt = static_cast<int>(std::min<int64_t>(16, n - j0));
-    const __mmask16 live = TailMask(cnt);
-    const __m512 s = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, Scores16(q, k + j0, k_stride, d, live), _mm512_set1_ps(scale));
-    const float bm = std::max(*m, _mm512_reduce_max_ps(s));
-    if (bm > *m) {
-      const float r = std::exp(*m - bm);  // 0 before the first key
-      *sum *= r;
-      ScaleAxpy(r, 0.0f, out, out, d);  // out *= r
-      *m = bm;
-    }
-    const __m512 e = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(s, _mm512_set1_ps(*m))));
-    *sum += _mm512_reduce_add_ps(e);
-    _mm512_store_ps(sc, e);
-    const float* vj = v + j0 * d;
-    switch (d) {
-      case 64: AccumulateValues<4>(sc, cnt, vj, d, out); break;
-      case 128: AccumulateValues<8>(sc, cnt, vj, d, out); break;
-      default: AccumulateValues<0>(sc, cnt, vj, d, out); break;
-    }
+  AttendHeads<F32Load>(q, heads, k, k_stride, v, n, d, scale, m, sum, out);
+}
+KV_AVX512 void AttendF16(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
+                         float scale, float* m, float* sum, float* out) {
+  AttendHeads<F16Load>(q, heads, k, k_stride, v, n, d, scale, m, sum, out);
+}
+
+KV_AVX512 void ToF16(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  if (i < n) {
+    const __mmask16 m = TailMask(n - i);
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
   }
 }
 
@@ -498,6 +554,8 @@ const DotKernels kAvx512 = {DotF32,
                             QuantTile<Q8RowsBlocks>,
                             ScaleAxpy,
                             Attend,
+                            AttendF16,
+                            ToF16,
                             SiluMul,
                             "avx512-vnni",
                             /*prefers_q8_0_rows=*/true};

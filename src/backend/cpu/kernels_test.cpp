@@ -283,47 +283,92 @@ TEST(Kernels, SiluMulMatchesExactActivation) {
   }
 }
 
-// attend over n keys, fed in pieces of `piece` keys (as the backend feeds one KV
-// block at a time), against softmax(scale q.K) V in double. The keys are handed over
-// transposed, with a stride wider than n (as in a KV block).
+// attend (and attend_f16) for a group of `heads` query heads over n keys, fed in pieces
+// of `piece` keys (as the backend feeds one KV block at a time), against
+// softmax(scale q_h.K) V in double per head. The keys are handed over transposed, with
+// a stride wider than n (as in a KV block). In f16 the reference uses the keys and
+// values rounded to f16, so both are held to the same bound.
 TEST(Kernels, AttendMatchesExactSoftmaxAttention) {
   std::mt19937 rng(8);
   for (int64_t d : {8, 24, 64, 80, 128})
-    for (int64_t n : {1, 5, 16, 17, 40, 130})
-      for (int64_t piece : {int64_t{1}, int64_t{7}, int64_t{16}, n})
-        for (float spread : {0.3f, 4.0f}) {  // 4: scores far apart, exercises the rescale and underflow
-          auto q = RandomRow(d, rng, spread), k = RandomRow(n * d, rng), v = RandomRow(n * d, rng);
-          const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-          std::vector<double> s(n), want(d, 0.0);
-          double mx = -INFINITY, total = 0;
-          for (int64_t j = 0; j < n; ++j) {
-            double dot = 0;
-            for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(q[i]) * k[j * d + i];
-            s[j] = dot * scale;
-            mx = std::max(mx, s[j]);
-          }
-          for (int64_t j = 0; j < n; ++j) {
-            const double e = std::exp(s[j] - mx);
-            total += e;
-            for (int64_t i = 0; i < d; ++i) want[i] += e * v[j * d + i];
-          }
-          const int64_t stride = n + 3;
-          std::vector<float> kt(d * stride, std::nanf(""));  // padding must not be read
-          for (int64_t j = 0; j < n; ++j)
-            for (int64_t i = 0; i < d; ++i) kt[i * stride + j] = k[j * d + i];
-          for (const DotKernels* kernels : AvailableDotKernels()) {
-            std::vector<float> out(d, 0.0f);
-            float m = -INFINITY, sum = 0;
-            for (int64_t j0 = 0; j0 < n; j0 += piece) {
-              const int64_t cnt = std::min(piece, n - j0);
-              kernels->attend(q.data(), kt.data() + j0, stride, v.data() + j0 * d, cnt, d, static_cast<float>(scale), &m, &sum,
-                              out.data());
+    for (int heads : {1, 2, 3, 4, 5, 8, 9, 12})
+      for (int64_t n : {1, 5, 16, 17, 40, 130})
+        for (int64_t piece : {int64_t{1}, int64_t{7}, int64_t{16}, n})
+          for (float spread : {0.3f, 4.0f})    // 4: scores far apart, exercises the rescale and underflow
+            for (bool f16 : {false, true}) {
+              if ((heads > 3 && d != 64) || (piece == 7 && heads != 3)) continue;  // keep the test quick
+              auto q = RandomRow(heads * d, rng, spread), k = RandomRow(n * d, rng), v = RandomRow(n * d, rng);
+              std::vector<uint16_t> k16(n * d), v16(n * d);
+              if (f16) {
+                for (int64_t i = 0; i < n * d; ++i) {
+                  k16[i] = FloatToFp16(k[i]);
+                  v16[i] = FloatToFp16(v[i]);
+                  k[i] = Fp16ToFloat(k16[i]);
+                  v[i] = Fp16ToFloat(v16[i]);
+                }
+              }
+              const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+              std::vector<double> want(heads * d, 0.0), total(heads, 0.0), mx(heads, -INFINITY);
+              for (int h = 0; h < heads; ++h) {
+                std::vector<double> s(n);
+                for (int64_t j = 0; j < n; ++j) {
+                  double dot = 0;
+                  for (int64_t i = 0; i < d; ++i) dot += static_cast<double>(q[h * d + i]) * k[j * d + i];
+                  s[j] = dot * scale;
+                  mx[h] = std::max(mx[h], s[j]);
+                }
+                for (int64_t j = 0; j < n; ++j) {
+                  const double e = std::exp(s[j] - mx[h]);
+                  total[h] += e;
+                  for (int64_t i = 0; i < d; ++i) want[h * d + i] += e * v[j * d + i];
+                }
+              }
+              const int64_t stride = n + 3;
+              std::vector<float> kt(d * stride, std::nanf(""));  // padding must not be read
+              std::vector<uint16_t> kt16(d * stride, 0x7E00);    // f16 NaN
+              for (int64_t j = 0; j < n; ++j)
+                for (int64_t i = 0; i < d; ++i) {
+                  kt[i * stride + j] = k[j * d + i];
+                  kt16[i * stride + j] = k16[j * d + i];
+                }
+              for (const DotKernels* kernels : AvailableDotKernels()) {
+                std::vector<float> out(heads * d, 0.0f), m(heads, -INFINITY), sum(heads, 0.0f);
+                for (int64_t j0 = 0; j0 < n; j0 += piece) {
+                  const int64_t cnt = std::min(piece, n - j0);
+                  if (f16)
+                    kernels->attend_f16(q.data(), heads, kt16.data() + j0, stride, v16.data() + j0 * d, cnt, d,
+                                        static_cast<float>(scale), m.data(), sum.data(), out.data());
+                  else
+                    kernels->attend(q.data(), heads, kt.data() + j0, stride, v.data() + j0 * d, cnt, d, static_cast<float>(scale),
+                                    m.data(), sum.data(), out.data());
+                }
+                for (int h = 0; h < heads; ++h) {
+                  ASSERT_NEAR(m[h], mx[h], 1e-4 * (1 + std::fabs(mx[h]))) << kernels->name << " head " << h;
+                  for (int64_t i = 0; i < d; ++i)
+                    ASSERT_NEAR(out[h * d + i] / sum[h], want[h * d + i] / total[h], 2e-5)
+                        << kernels->name << (f16 ? " f16" : " f32") << " heads=" << heads << " h=" << h << " d=" << d
+                        << " n=" << n << " piece=" << piece << " i=" << i;
+                }
+              }
             }
-            ASSERT_NEAR(m, mx, 1e-4 * (1 + std::fabs(mx))) << kernels->name;
-            for (int64_t i = 0; i < d; ++i)
-              ASSERT_NEAR(out[i] / sum, want[i] / total, 2e-5) << kernels->name << " d=" << d << " n=" << n << " piece=" << piece << " i=" << i;
-          }
-        }
+}
+
+// to_f16 rounds as FloatToFp16 does, bit for bit: ties to even, subnormals, overflow
+// to infinity, signed zeros; lengths with and without a vector tail.
+TEST(Kernels, ToF16MatchesFloatToFp16) {
+  std::mt19937 rng(12);
+  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65520.0f, 1e6f, -1e6f, 6.1e-5f, 5.96e-8f, 2.98e-8f, 1e-9f,
+                          1.00048828125f /* tie: 1 + 2^-11 */, 1.00146484375f /* tie, odd below */, INFINITY, -INFINITY};
+  std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
+  std::uniform_int_distribution<int> expo(-30, 20);
+  while (x.size() < 1000) x.push_back(std::ldexp(mant(rng), expo(rng)));
+  for (int64_t n : {int64_t{1}, int64_t{7}, int64_t{16}, int64_t{31}, static_cast<int64_t>(x.size())})
+    for (const DotKernels* k : AvailableDotKernels()) {
+      std::vector<uint16_t> got(n + 1, 0xABCD);
+      k->to_f16(x.data(), got.data(), n);
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], FloatToFp16(x[i])) << k->name << " x=" << x[i];
+      EXPECT_EQ(got[n], 0xABCD) << k->name << ": wrote past n";
+    }
 }
 
 TEST(Kernels, DotRowsTileEqualsDotRowsForEveryDtype) {
