@@ -51,16 +51,39 @@ json ReadJson(const std::string& path) {
 const std::string kStories = SharedPath("models/stories260K/stories260K.gguf");
 
 TEST(CliGenerate, GreedyMatchesLlamaCppGolden) {
-  for (const char* name : {"once_upon_a_time", "lily_and_tom", "hello"}) {
-    json golden = ReadJson(SharedPath(std::string("golden/stories260K/") + name + ".json"));
-    std::string prompt = golden["prompt"];
-    RunResult r = RunKvserve("generate --model " + Quote(kStories) + " --prompt " + Quote(prompt) + " --max-tokens 64 --json");
-    ASSERT_EQ(r.exit_code, 0) << r.err;
-    json j = json::parse(r.out);
-    EXPECT_EQ(j["prompt_tokens"], golden["prompt_tokens"]) << name;
-    EXPECT_EQ(j["tokens"], golden["generated_tokens"]) << name;
-    EXPECT_TRUE(j["timings"]["gen_tokens_per_s"].get<double>() > 0);
+  for (const char* kv : {"", " --kv-cache-dtype f32", " --kv-cache-dtype f16", " --reference"})
+    for (const char* name : {"once_upon_a_time", "lily_and_tom", "hello"}) {
+      json golden = ReadJson(SharedPath(std::string("golden/stories260K/") + name + ".json"));
+      std::string prompt = golden["prompt"];
+      RunResult r =
+          RunKvserve("generate --model " + Quote(kStories) + " --prompt " + Quote(prompt) + " --max-tokens 64 --json" + kv);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+      json j = json::parse(r.out);
+      EXPECT_EQ(j["prompt_tokens"], golden["prompt_tokens"]) << name << kv;
+      EXPECT_EQ(j["tokens"], golden["generated_tokens"]) << name << kv;
+      EXPECT_TRUE(j["timings"]["gen_tokens_per_s"].get<double>() > 0);
+    }
+}
+
+// The same --kv-cache-memory holds twice the blocks in f16 (the default) as in f32.
+TEST(CliGenerate, F16KvCacheHoldsTwiceTheBlocks) {
+  std::string path = ::testing::TempDir() + "/one_prompt.jsonl";
+  {
+    std::ofstream f(path);
+    f << R"({"prompt": "Once upon a time", "max_tokens": 8, "temperature": 0})" << "\n";
   }
+  auto blocks = [&](const std::string& kv) {
+    RunResult r = RunKvserve("generate --model " + Quote(kStories) + " --prompts-file " + path + " --json --kv-cache-memory 1M" + kv);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    std::istringstream lines(r.out);
+    std::string line, last;
+    while (std::getline(lines, line)) last = line;
+    return json::parse(last)["stats"]["kv_blocks_total"].get<int>();
+  };
+  const int f16 = blocks(""), f32 = blocks(" --kv-cache-dtype f32");
+  EXPECT_GT(f32, 0);
+  EXPECT_EQ(f16, 2 * f32);
+  EXPECT_EQ(blocks(" --kv-cache-dtype f16"), f16);
 }
 
 TEST(CliGenerate, StreamsTextAndReportsSpeedOnStderr) {
@@ -117,6 +140,9 @@ TEST(CliErrors, MissingModelAndBadOptions) {
   r = RunKvserve("generate --model " + Quote(kStories) + " --prompt hi --kv-cache-memory 12Q");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--kv-cache-memory"), std::string::npos) << r.err;
+  r = RunKvserve("generate --model " + Quote(kStories) + " --prompt hi --kv-cache-dtype int8");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--kv-cache-dtype"), std::string::npos) << r.err;
   r = RunKvserve("generate --model " + Quote(kStories) + " --prompt hi --max-tokens 3000");
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("2048"), std::string::npos) << r.err;  // the context length is named
