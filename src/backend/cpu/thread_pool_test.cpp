@@ -98,5 +98,31 @@ TEST(ThreadPool, BackToBackJobsSeeTheirOwnFunction) {
   }
 }
 
+// Random pauses between jobs put the workers in every state when a job is posted
+// (spinning, asleep on the futex, waking): every index is still covered once.
+TEST(ThreadPool, JobsCoverEveryIndexOnceWhetherWorkersAreAwakeOrAsleep) {
+  std::mt19937 rng(21);
+  for (int threads : {2, 3}) {
+    ThreadPool pool(threads);
+    for (int round = 0; round < 300; ++round) {
+      if (rng() % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+      const int64_t n = std::uniform_int_distribution<int64_t>(1, 3000)(rng);
+      ThreadPool::Options o;
+      o.grain = std::uniform_int_distribution<int64_t>(1, 40)(rng);
+      o.claim = std::uniform_int_distribution<int64_t>(1, 6)(rng);
+      o.steal = rng() % 2 == 0;
+      std::vector<std::atomic<int>> hits(static_cast<size_t>(n));
+      std::atomic<int> bad{0};
+      pool.ParallelFor(n, [&](int64_t b, int64_t e, int tid) {
+        if (b >= e || b < 0 || e > n || tid < 0 || tid >= threads) ++bad;
+        if (tid == 0 && rng() % 4 == 0) SpinFor(std::chrono::microseconds(5));
+        for (int64_t i = b; i < e; ++i) hits[i].fetch_add(1, std::memory_order_relaxed);
+      }, o);
+      ASSERT_EQ(bad.load(), 0) << "round " << round;
+      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i].load(), 1) << "index " << i << " of " << n << ", round " << round;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kvserve
