@@ -81,8 +81,10 @@ void AttendF16ByWidening(const float* q, int heads, const uint16_t* k, int64_t k
 void WidenF16Scalar(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
 }
+constexpr float kF16Max = 65504.0f;
 void ToF16Scalar(const float* x, uint16_t* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = FloatToFp16(x[i]);
+  // std::clamp keeps NaN as it is (both comparisons are false).
+  for (int64_t i = 0; i < n; ++i) y[i] = FloatToFp16(std::clamp(x[i], -kF16Max, kF16Max));
 }
 }  // namespace
 
@@ -262,10 +264,14 @@ KV_AVX2 void WidenF16Avx2(const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
 }
 KV_AVX2 void ToF16Avx2(const float* x, uint16_t* y, int64_t n) {
+  // min/max return their second operand when either is NaN: x second keeps NaN.
+  const __m256 hi = _mm256_set1_ps(kF16Max), lo = _mm256_set1_ps(-kF16Max);
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
-  for (; i < n; ++i) y[i] = FloatToFp16(x[i]);
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_max_ps(lo, _mm256_min_ps(hi, _mm256_loadu_ps(x + i)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = FloatToFp16(std::clamp(x[i], -kF16Max, kF16Max));
 }
 
 // Sum of int8 products of 32 lanes, as 8 int32 lanes (|w| <= 127 so maddubs cannot saturate).

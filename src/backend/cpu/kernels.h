@@ -57,7 +57,10 @@ struct DotKernels {
   // The same over an f16 KV cache (IEEE half bits), converted as it is read.
   void (*attend_f16)(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
                      float scale, float* m, float* sum, float* out);
-  // y[i] = x[i] as f16, rounded to nearest even (FloatToFp16): the f16 KV cache's writes.
+  // y[i] = x[i] as f16, rounded to nearest even (FloatToFp16), saturated to +-65504 (NaN
+  // stays NaN): the f16 KV cache's writes. A key beyond f16's range (rare, but a model
+  // with large activations has them) would otherwise be stored as infinity and turn its
+  // scores, then the whole softmax, into NaN; saturated, it only loses its excess.
   void (*to_f16)(const float* x, uint16_t* y, int64_t n);
   // out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (SwiGLU's activation).
   // out may alias gate or up.

@@ -502,13 +502,19 @@ KV_AVX512 void AttendF16(const float* q, int heads, const uint16_t* k, int64_t k
   AttendHeads<F16Load>(q, heads, k, k_stride, v, n, d, scale, m, sum, out);
 }
 
+// Saturated to +-65504 as DotKernels::to_f16 says; min/max return their second operand
+// when either is NaN, so x goes second and NaN stays NaN.
+KV_AVX512 inline __m512 SaturateF16(__m512 x) {
+  return _mm512_max_ps(_mm512_set1_ps(-65504.0f), _mm512_min_ps(_mm512_set1_ps(65504.0f), x));
+}
 KV_AVX512 void ToF16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtps_ph(_mm512_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i),
+                        _mm512_cvtps_ph(SaturateF16(_mm512_loadu_ps(x + i)), _MM_FROUND_TO_NEAREST_INT));
   if (i < n) {
     const __mmask16 m = TailMask(n - i);
-    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT));
+    _mm256_mask_storeu_epi16(y + i, m, _mm512_cvtps_ph(SaturateF16(_mm512_maskz_loadu_ps(m, x + i)), _MM_FROUND_TO_NEAREST_INT));
   }
 }
 

@@ -353,12 +353,14 @@ TEST(Kernels, AttendMatchesExactSoftmaxAttention) {
             }
 }
 
-// to_f16 rounds as FloatToFp16 does, bit for bit: ties to even, subnormals, overflow
-// to infinity, signed zeros; lengths with and without a vector tail.
-TEST(Kernels, ToF16MatchesFloatToFp16) {
+// to_f16 rounds as FloatToFp16 does, bit for bit (ties to even, subnormals, signed
+// zeros), and saturates what lies beyond f16's range to +-65504 (infinities included)
+// while NaN stays NaN; lengths with and without a vector tail.
+TEST(Kernels, ToF16MatchesFloatToFp16AndSaturates) {
   std::mt19937 rng(12);
-  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65520.0f, 1e6f, -1e6f, 6.1e-5f, 5.96e-8f, 2.98e-8f, 1e-9f,
-                          1.00048828125f /* tie: 1 + 2^-11 */, 1.00146484375f /* tie, odd below */, INFINITY, -INFINITY};
+  std::vector<float> x = {0.0f, -0.0f, 1.0f, -2.5f, 65504.0f, 65519.0f, 65520.0f, 1e6f, -1e6f, 6.1e-5f, 5.96e-8f, 2.98e-8f, 1e-9f,
+                          1.00048828125f /* tie: 1 + 2^-11 */, 1.00146484375f /* tie, odd below */, INFINITY, -INFINITY,
+                          std::nanf("")};
   std::uniform_real_distribution<float> mant(-1.0f, 1.0f);
   std::uniform_int_distribution<int> expo(-30, 20);
   while (x.size() < 1000) x.push_back(std::ldexp(mant(rng), expo(rng)));
@@ -366,7 +368,14 @@ TEST(Kernels, ToF16MatchesFloatToFp16) {
     for (const DotKernels* k : AvailableDotKernels()) {
       std::vector<uint16_t> got(n + 1, 0xABCD);
       k->to_f16(x.data(), got.data(), n);
-      for (int64_t i = 0; i < n; ++i) ASSERT_EQ(got[i], FloatToFp16(x[i])) << k->name << " x=" << x[i];
+      for (int64_t i = 0; i < n; ++i) {
+        if (std::isnan(x[i])) {
+          EXPECT_TRUE(std::isnan(Fp16ToFloat(got[i]))) << k->name;
+          continue;
+        }
+        const uint16_t want = std::fabs(x[i]) > 65504.0f ? FloatToFp16(std::copysign(65504.0f, x[i])) : FloatToFp16(x[i]);
+        ASSERT_EQ(got[i], want) << k->name << " x=" << x[i];
+      }
       EXPECT_EQ(got[n], 0xABCD) << k->name << ": wrote past n";
     }
 }
