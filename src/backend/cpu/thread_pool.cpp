@@ -18,8 +18,9 @@ void Range(int64_t n, int64_t grain, int parts, int index, int64_t* begin, int64
   *end = std::min(n, ue * grain);
 }
 
-// About 0.2 ms of pause instructions: longer than the gap between two ParallelFor
-// calls of one forward pass, far shorter than a step of the engine loop.
+// About 0.16 ms of pause instructions on this machine's CPU (39 ns each): longer than
+// the gap between two ParallelFor calls of one forward pass, far shorter than a step of
+// the engine loop.
 constexpr int kSpinIterations = 4096;
 
 inline void CpuRelax() { _mm_pause(); }
