@@ -106,9 +106,9 @@ std::string LoadAverage() {
 
 // Time of one streaming read of `buf` by `threads` threads.
 double TimedRead(std::span<const uint64_t> buf, int threads, uint64_t* sink) {
-  const auto t0 = Clock::now();
-  *sink ^= ThreadedReadSum(buf, threads);
-  return Seconds(t0, Clock::now());
+  const TimedReadResult r = ThreadedReadSum(buf, threads);
+  *sink ^= r.sum;
+  return r.seconds;
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
@@ -300,9 +300,13 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvC
     // of ms at times (other tenants); the median of the per-pair ratios is immune to
     // spells that hit a step and its read alike, and the medians to the rest.
     for (int s = 0; s < a.decode_steps; ++s, ++pos) {
+      // The read has let the pool's workers fall asleep; in a serving loop the steps
+      // follow each other while they still spin.
+      backend->WakeThreads();
       const auto s0 = Clock::now();
       KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
       const double step = Seconds(s0, Clock::now());
+      LetPoolWorkersSleep();
       const double read = TimedRead(read_buf, threads, &sink);
       step_seconds.push_back(step);
       read_seconds.push_back(read);
@@ -343,6 +347,7 @@ StatusOr<Alternation> AlternateDecode(const Args& a, Backend& first, Backend& se
     for (int k = 0; k < 2; ++k) {
       const int which = (k + s) % 2;
       Backend* b = which == 0 ? &first : &second;
+      b->WakeThreads();  // its workers slept through the other's step
       const auto t0 = Clock::now();
       KV_RETURN_IF_ERROR(b->Forward(SequenceBatch({static_cast<int32_t>(s % 100 + 5)}, pos, block_size), logits));
       t[which] = Seconds(t0, Clock::now());

@@ -306,10 +306,22 @@ void CpuBackend::SwiGLU(const Tensor& gate, const Tensor& up, const float* x, in
     }
     return;
   }
+  if (T < kDotTile) {
+    // Decode: gate and up as one product pass over their rows (adjacent in the
+    // huge-page copy), so each thread streams one contiguous run of weights; the
+    // activation is then a pass over a few thousand floats. Pairing gate and up rows
+    // per unit, as below, made each thread jump between two streams every 128 rows:
+    // the gate/up phase ran at 66% of a 2-thread read for SmolLM2-135M against 92%
+    // for the down product; this way decode is 6-7% faster for SmolLM2 and 1% for
+    // TinyLlama (decode steps alternated in one process).
+    MatMuls({{&gate, gate_.data()}, {&up, up_.data()}}, x, T);
+    for (int64_t t = 0; t < T; ++t) kernels_.silu_mul(gate_.data() + t * I, up_.data() + t * I, out + t * I, I);
+    return;
+  }
   const bool q8 = UsesQ8Activations(gate.dtype) || UsesQ8Activations(up.dtype);
   PrepareActivations(q8, x, gate.cols(), T);
-  // Gate and up rows side by side, so each thread applies the activation to the rows
-  // it produced instead of a serial pass over T x I afterwards.
+  // Prefill: gate and up rows side by side, so each thread applies the activation to
+  // the rows it produced (still in cache) instead of a serial pass over T x I afterwards.
   const int64_t chunk = RowChunk(T);
   pool_.ParallelFor(I, [&](int64_t r0, int64_t r1, int tid) {
     float* g = thread_part_[tid].data();
