@@ -70,6 +70,8 @@ struct DotKernels {
   // re-laying out (PrepareWeightsForCpu). The AVX-512 set does: a row's values are whole
   // aligned vectors and eight blocks' scales come from one load (in cache 2.5x the
   // rate of its Q8_0 loop on rows of 2048); the others use plain loops for kQ8_0Rows.
+  // Only rows of up to 3,072 values are split (kQ8_0RowsMaxLength in cpu_backend.cpp):
+  // from memory, longer ones stream faster as Q8_0 blocks.
   bool prefers_q8_0_rows;
 };
 
