@@ -24,12 +24,21 @@
 //
 // One thread: also each kernel set's in-cache ceiling (256 KiB of rows, repeated).
 //
+// With --shapes ROWSxCOLS,... (no model): for each shape, random Q8_0 matrices of that
+// shape, copied until ~600 MB so that nothing is served from a cache, as the file's
+// Q8_0 blocks and as kQ8_0Rows, one thread with the best kernel set, 128-row calls as
+// a decode step makes them; each layout's time against a read of the same bytes,
+// interleaved. This is what set the longest row PrepareWeightsForCpu splits.
+//
 // Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni] [--threads N]
 //                    [--weights huge-pages|mapped]
+//        matvec_bench --shapes 1024x2048,1024x5632,1024x14336 [--reps N]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <random>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -40,6 +49,7 @@
 #include "model/model.h"
 #include "model/quant.h"
 #include "model/weight_memory.h"
+#include "util/huge_page_region.h"
 
 namespace kvserve {
 namespace {
@@ -128,7 +138,93 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<con
   return 0;
 }
 
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, sep);)
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+// --shapes: Q8_0 blocks against kQ8_0Rows by row length, from memory.
+int ShapesMain(const std::string& list, int reps) {
+  const DotKernels& k = BestDotKernels();
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::printf("Q8_0 decode from memory by shape: %s kernels, one thread, 128-row calls, ~600 MB per layout, %d interleaved passes\n\n",
+              k.name, reps);
+  std::printf("| shape (rows x values) | row bytes | Q8_0 blocks GB/s | fraction of read | kQ8_0Rows GB/s | fraction of read |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  for (const std::string& item : Split(list, ',')) {
+    int64_t rows = 0, cols = 0;
+    if (std::sscanf(item.c_str(), "%ldx%ld", &rows, &cols) != 2 || rows < 1 || cols < 32 || cols % 32 != 0 || cols > 131072) {
+      std::fprintf(stderr, "matvec_bench: --shapes: '%s' is not ROWSxCOLS with COLS a multiple of 32 up to 131072\n", item.c_str());
+      return 2;
+    }
+    const size_t row_bytes = RowBytes(DType::kQ8_0, cols), matrix_bytes = row_bytes * rows;
+    const int copies = std::max<int>(1, static_cast<int>(600e6 / static_cast<double>(matrix_bytes)));
+    const size_t total = matrix_bytes * copies;
+    auto blocks = HugePageRegion::Allocate(total);
+    auto split = HugePageRegion::Allocate(total);
+    if (!blocks.ok() || !split.ok()) {
+      std::fprintf(stderr, "matvec_bench: cannot allocate 2 x %zu bytes\n", total);
+      return 1;
+    }
+    std::vector<float> row(cols);
+    for (int64_t r = 0; r < rows; ++r) {
+      for (float& v : row) v = u(rng);
+      uint8_t* b = (*blocks)->data() + r * row_bytes;
+      QuantizeRow(DType::kQ8_0, row.data(), b, cols);
+      SplitQ8_0Row(b, (*split)->data() + r * row_bytes, cols);
+    }
+    for (int c = 1; c < copies; ++c) {
+      std::memcpy((*blocks)->data() + c * matrix_bytes, (*blocks)->data(), matrix_bytes);
+      std::memcpy((*split)->data() + c * matrix_bytes, (*split)->data(), matrix_bytes);
+    }
+    std::vector<float> x(cols), y(128), scratch(cols);
+    for (float& v : x) v = u(rng);
+    std::vector<int8_t> xq(cols);
+    std::vector<float> xs(cols / 32);
+    QuantizeActivationQ8(x.data(), cols, xq.data(), xs.data());
+    auto pass = [&](const uint8_t* base, DType dtype) {
+      Tensor t;
+      t.dtype = dtype;
+      t.shape = {rows, cols};
+      t.nbytes = matrix_bytes;
+      const auto t0 = Clock::now();
+      for (int c = 0; c < copies; ++c) {
+        t.data = base + c * matrix_bytes;
+        for (int64_t r = 0; r < rows; r += 128)
+          DotRows(k, t, x.data(), xq.data(), xs.data(), r, std::min<int64_t>(rows, r + 128), y.data(), scratch.data());
+      }
+      return std::chrono::duration<double>(Clock::now() - t0).count();
+    };
+    std::vector<double> blocks_ratio, split_ratio, blocks_s, split_s;
+    uint64_t sink = 0;
+    for (int rep = 0; rep < reps; ++rep) {
+      const double tb = pass((*blocks)->data(), DType::kQ8_0);
+      const TimedReadResult read = ThreadedReadSum(std::span<const uint64_t>(reinterpret_cast<const uint64_t*>((*blocks)->data()), total / 8), 1);
+      const double ts = pass((*split)->data(), DType::kQ8_0Rows);
+      sink += read.sum + static_cast<uint64_t>(y[0] != 0);
+      blocks_s.push_back(tb);
+      split_s.push_back(ts);
+      blocks_ratio.push_back(read.seconds / tb);
+      split_ratio.push_back(read.seconds / ts);
+    }
+    std::printf("| %ld x %ld | %zu | %.1f | %.0f%% | %.1f | %.0f%% |\n", rows, cols, row_bytes, total / Median(blocks_s) / 1e9,
+                100 * Median(blocks_ratio), total / Median(split_s) / 1e9, 100 * Median(split_ratio));
+    if (sink == 42) std::printf(" ");
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
+  if (argc >= 3 && !std::strcmp(argv[1], "--shapes")) {
+    int reps = 9;
+    for (int i = 3; i + 1 < argc; i += 2)
+      if (!std::strcmp(argv[i], "--reps")) reps = std::max(1, std::atoi(argv[i + 1]));
+    return ShapesMain(argv[2], reps);
+  }
   if (argc < 2) {
     std::fprintf(stderr, "usage: matvec_bench MODEL [--reps N] [--kernels a,b]\n");
     return 2;

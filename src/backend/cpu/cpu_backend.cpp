@@ -695,15 +695,15 @@ void CpuBackend::WriteBlock(int32_t block, const void* src) {
 // Rows longer than this keep the file's Q8_0 blocks. A kQ8_0Rows row keeps its n / 32
 // scales in front of its values and the kernel reads them a 64-byte line per 1,024
 // values, so a long row has several scale lines that the hardware prefetcher, running
-// ahead on the values, has skipped: each is a demand miss. One thread, 1,024 rows,
-// ~600 MB per shape, kernel time against a read of the same bytes (scratch program,
-// docs/bench-decode.md "Seventh pass"), kQ8_0Rows vs Q8_0 blocks: 92-96% vs 90-92%
-// at 1,536-2,048 values, 91-95% vs 91-93% at 3,072, 85% vs 89% at 4,096, 80-88% vs
-// 87-94% at 5,120-5,632, 50% vs 84% at 8,192, 51% vs 70% at 14,336. TinyLlama with
-// its down product (5,632 wide) left in Q8_0 blocks: decode 1.040x at 1 thread and
-// 1.037x at 2 (steps alternated in one process); its prefill is 3-5% slower, the
-// Q8_0 tile kernel being slower than the kQ8_0Rows one. A layout that interleaves
-// a line of scales with the 1,024 values it covers would keep both.
+// ahead on the values, has skipped: each is a demand miss. `matvec_bench --shapes`
+// (one thread, from memory, kernel time against a read of the same bytes), kQ8_0Rows
+// vs Q8_0 blocks: 94-99% vs 91-94% at 576-2,048 values, 91-97% vs 93-94% at 3,072,
+// 88-90% vs 94-97% at 4,096, 81-88% vs 90-92% at 5,632, 54-58% vs 75-90% at
+// 8,192-14,336. TinyLlama with its down product (5,632 wide) left in Q8_0 blocks:
+// decode 1.040x at 1 thread and 1.037x at 2 (steps alternated in one process); its
+// prefill is 3-5% slower, the Q8_0 tile kernel being slower than the kQ8_0Rows one.
+// A layout that interleaves a line of scales with the 1,024 values it covers would
+// keep both.
 constexpr int64_t kQ8_0RowsMaxLength = 3072;
 
 void PrepareWeightsForCpu(Model& m, const DotKernels& kernels) {
