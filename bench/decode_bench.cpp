@@ -32,13 +32,13 @@
 #include <ctime>
 #include <filesystem>
 #include <random>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include <fmt/format.h>
 
+#include "bench_util.h"
 #include "read_sum.h"
 #include "backend/cpu/cpu_backend.h"
 #include "model/model.h"
@@ -83,15 +83,6 @@ struct Args {
   bool file_layout = false;
   std::vector<KvCacheDType> kv_dtypes = {KvCacheDType::kF16};
 };
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  for (std::string item; std::getline(ss, item, sep);) {
-    if (!item.empty()) out.push_back(item);
-  }
-  return out;
-}
 
 // The 1-minute load average: other processes on the machine skew every figure.
 std::string LoadAverage() {
@@ -222,11 +213,6 @@ BatchDescriptor SequenceBatch(const std::vector<int32_t>& tokens, int context_le
   b.seqs.push_back(s);
   b.logit_rows.push_back(n - 1);
   return b;
-}
-
-double Median(std::vector<double> v) {
-  std::nth_element(v.begin(), v.begin() + v.size() / 2, v.end());
-  return v[v.size() / 2];
 }
 
 constexpr int kBlockSize = 16;

@@ -38,10 +38,10 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
 #include "read_sum.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cpu/kernels.h"
@@ -55,11 +55,6 @@ namespace kvserve {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-double Median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
 
 int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<const Tensor*>& rows_mats, const DotKernels& k, int threads,
                    int reps, double bytes,
@@ -106,25 +101,26 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<con
   const char* names[] = {"streaming read (the limit)",           "one section per matrix, fixed split",
                          "one section per matrix, stealing",      "one section for all matrices",
                          "per matrix, 16-row chunks round robin", "per matrix, 64-row chunks round robin",
-                         "one section per matrix, stealing, Q8_0 as prepared (kQ8_0Rows up to 3,072 wide)"};
+                         "one section per matrix, stealing, Q8_0 as prepared"};
   const int kPasses = rows_mats.empty() ? 6 : 7;
   std::vector<std::vector<double>> secs(kPasses);
   uint64_t sink = 0;
   for (int r = 0; r < reps; ++r) {
     for (int c = 0; c < kPasses; ++c) {
-      double read_seconds = 0;
-      if (c == 0) LetPoolWorkersSleep();
-      const auto t0 = Clock::now();
       if (c == 0) {
+        LetPoolWorkersSleep();
         const TimedReadResult read = ThreadedReadSum(stream, threads);
         sink += read.sum;
-        read_seconds = read.seconds;
-      } else if (c == 1) per_matrix(false, mats);
+        secs[0].push_back(read.seconds);
+        continue;
+      }
+      const auto t0 = Clock::now();
+      if (c == 1) per_matrix(false, mats);
       else if (c == 2) per_matrix(true, mats);
       else if (c == 6) per_matrix(true, rows_mats);
       else if (c == 3) one_section();
       else if (c == 4 || c == 5) round_robin(c == 4 ? 16 : 64);
-      secs[c].push_back(c == 0 ? read_seconds : std::chrono::duration<double>(Clock::now() - t0).count());
+      secs[c].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     }
   }
   auto best = [](const std::vector<double>& v) { return *std::min_element(v.begin(), v.end()); };
@@ -136,14 +132,6 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<con
                 100.0 * best(secs[0]) / best(secs[c]), Median(secs[c]) * 1e3, 100.0 * Median(secs[0]) / Median(secs[c]));
   if (sink == 42 || y[0] == 1234.5f) std::printf(" ");
   return 0;
-}
-
-std::vector<std::string> Split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream in(s);
-  for (std::string item; std::getline(in, item, sep);)
-    if (!item.empty()) out.push_back(item);
-  return out;
 }
 
 // --shapes: Q8_0 blocks against kQ8_0Rows by row length, from memory.

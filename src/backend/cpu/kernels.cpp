@@ -81,7 +81,6 @@ void AttendF16ByWidening(const float* q, int heads, const uint16_t* k, int64_t k
 void WidenF16Scalar(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
 }
-constexpr float kF16Max = 65504.0f;
 void ToF16Scalar(const float* x, uint16_t* y, int64_t n) {
   // std::clamp keeps NaN as it is (both comparisons are false).
   for (int64_t i = 0; i < n; ++i) y[i] = FloatToFp16(std::clamp(x[i], -kF16Max, kF16Max));

@@ -505,7 +505,7 @@ KV_AVX512 void AttendF16(const float* q, int heads, const uint16_t* k, int64_t k
 // Saturated to +-65504 as DotKernels::to_f16 says; min/max return their second operand
 // when either is NaN, so x goes second and NaN stays NaN.
 KV_AVX512 inline __m512 SaturateF16(__m512 x) {
-  return _mm512_max_ps(_mm512_set1_ps(-65504.0f), _mm512_min_ps(_mm512_set1_ps(65504.0f), x));
+  return _mm512_max_ps(_mm512_set1_ps(-kF16Max), _mm512_min_ps(_mm512_set1_ps(kF16Max), x));
 }
 KV_AVX512 void ToF16(const float* x, uint16_t* y, int64_t n) {
   int64_t i = 0;

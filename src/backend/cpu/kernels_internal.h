@@ -6,6 +6,9 @@
 
 namespace kvserve {
 
+// The largest finite f16: DotKernels::to_f16 saturates to it.
+constexpr float kF16Max = 65504.0f;
+
 // nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI or FMA (F16C comes with them).
 const DotKernels* Avx512DotKernels();
 
