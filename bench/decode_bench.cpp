@@ -12,8 +12,8 @@
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
 //                     [--file-layout] [--kv-dtypes f16,f32] [--compare-kv-dtypes]
 //
-// Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0 rows
-// of up to 3,072 values as kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the
+// Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0
+// matrices as kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the
 // file's Q8_0 blocks everywhere. The
 // weight-memory comparison keeps the file's layout on both sides (page sizes only).
 //

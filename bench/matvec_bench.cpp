@@ -19,7 +19,7 @@
 // prefetcher), against a read by N threads.
 //
 // Q8_0 weights in huge pages are also measured re-laid out as the server runs them with
-// the AVX-512 kernels (kQ8_0Rows: each row's scales, then its values), from a second
+// the AVX-512 kernels (kQ8_0Rows: each chunk's scales, then its values), from a second
 // copy, in the same interleaved passes.
 //
 // One thread: also each kernel set's in-cache ceiling (256 KiB of rows, repeated).
@@ -28,7 +28,7 @@
 // shape, copied until ~600 MB so that nothing is served from a cache, as the file's
 // Q8_0 blocks and as kQ8_0Rows, one thread with the best kernel set, 128-row calls as
 // a decode step makes them; each layout's time against a read of the same bytes,
-// interleaved. This is what set the longest row PrepareWeightsForCpu splits.
+// interleaved. This is what chose the kQ8_0Rows chunk layout and its prefetch.
 //
 // Usage: matvec_bench MODEL.gguf|HF_DIR [--reps N] [--kernels avx2,avx512-vnni] [--threads N]
 //                    [--weights huge-pages|mapped]

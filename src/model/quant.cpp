@@ -184,13 +184,14 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
     }
     case DType::kQ8_0Rows: {
       KV_CHECK(n % 32 == 0);
-      const uint8_t* scales = static_cast<const uint8_t*>(src);
-      const auto* q = reinterpret_cast<const int8_t*>(scales + n / 16);
-      for (int64_t i = 0; i < n / 32; ++i) {
+      const auto* row = static_cast<const uint8_t*>(src);
+      const int64_t nb = n / 32;
+      for (int64_t i = 0; i < nb; ++i) {
         uint16_t h;
-        std::memcpy(&h, scales + 2 * i, 2);  // rows are 34 n / 32 bytes apart: 2-byte aligned at best
+        std::memcpy(&h, row + Q8_0RowsScaleOffset(i), 2);  // rows are 34 n / 32 bytes apart: 2-byte aligned at best
         const float d = Fp16ToFloat(h);
-        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = d * q[i * 32 + j];
+        const auto* q = reinterpret_cast<const int8_t*>(row + Q8_0RowsValuesOffset(nb, i));
+        for (int j = 0; j < 32; ++j) dst[i * 32 + j] = d * q[j];
       }
       return;
     }
@@ -200,11 +201,11 @@ void DequantizeRow(DType type, const void* src, float* dst, int64_t n) {
 void SplitQ8_0Row(const void* src, void* dst, int64_t n) {
   KV_CHECK(n % 32 == 0);
   const BlockQ8_0* b = static_cast<const BlockQ8_0*>(src);
-  uint8_t* scales = static_cast<uint8_t*>(dst);
-  uint8_t* q = scales + n / 16;
-  for (int64_t i = 0; i < n / 32; ++i) {
-    std::memcpy(q + i * 32, b[i].qs, 32);
-    std::memcpy(scales + 2 * i, &b[i].d, 2);
+  auto* row = static_cast<uint8_t*>(dst);
+  const int64_t nb = n / 32;
+  for (int64_t i = 0; i < nb; ++i) {
+    std::memcpy(row + Q8_0RowsValuesOffset(nb, i), b[i].qs, 32);
+    std::memcpy(row + Q8_0RowsScaleOffset(i), &b[i].d, 2);
   }
 }
 

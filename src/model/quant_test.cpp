@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -119,22 +120,28 @@ TEST(Q8_0, QuantizesLikeGgml) {
   for (int8_t q : b.qs) EXPECT_EQ(q, 0);
 }
 
-// The rows layout holds the same values: a row's scales, then its int8 values in order.
-TEST(Q8_0Rows, SplitKeepsEveryValueAndPutsScalesFirst) {
+// The rows layout holds the same values: chunks of up to 32 blocks (1,024 values), each
+// chunk's scales, then its int8 values in order. Positions are worked out here by hand
+// rather than with the layout's own offset functions.
+TEST(Q8_0Rows, SplitPutsEachChunksScalesBeforeItsValues) {
   std::mt19937 rng(7);
   std::normal_distribution<float> d(0.0f, 2.0f);
-  for (int64_t n : {32, 96, 576}) {
+  for (int64_t n : {32, 96, 576, 1024, 1056, 2048, 5632}) {
     std::vector<float> x(n);
     for (auto& v : x) v = d(rng);
     std::vector<BlockQ8_0> blocks(n / 32);
     QuantizeRow(DType::kQ8_0, x.data(), blocks.data(), n);
     std::vector<uint8_t> split(RowBytes(DType::kQ8_0Rows, n));
     SplitQ8_0Row(blocks.data(), split.data(), n);
-    for (int64_t b = 0; b < n / 32; ++b) {
-      EXPECT_EQ(std::memcmp(split.data() + n / 16 + b * 32, blocks[b].qs, 32), 0) << b;
+    const int64_t nb = n / 32;
+    for (int64_t b = 0; b < nb; ++b) {
+      const int64_t chunk = b / 32, in_chunk = b % 32;
+      const int64_t chunk_blocks = std::min<int64_t>(32, nb - chunk * 32);
+      const int64_t chunk_start = chunk * 1088;  // a full chunk: 64 bytes of scales + 1,024 values
+      EXPECT_EQ(std::memcmp(split.data() + chunk_start + 2 * chunk_blocks + in_chunk * 32, blocks[b].qs, 32), 0) << n << " " << b;
       uint16_t scale;
-      std::memcpy(&scale, split.data() + 2 * b, 2);
-      EXPECT_EQ(scale, blocks[b].d) << b;
+      std::memcpy(&scale, split.data() + chunk_start + 2 * in_chunk, 2);
+      EXPECT_EQ(scale, blocks[b].d) << n << " " << b;
     }
     std::vector<float> from_blocks(n), from_rows(n);
     DequantizeRow(DType::kQ8_0, blocks.data(), from_blocks.data(), n);

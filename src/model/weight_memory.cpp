@@ -77,13 +77,13 @@ Status CopyWeightsToHugePages(Model& m, int64_t memory_available) {
   return Status::Ok();
 }
 
-void SplitQ8_0Rows(Model& m, int64_t max_row_length) {
+void SplitQ8_0Rows(Model& m) {
   KV_CHECK_MSG(m.weight_region != nullptr, "SplitQ8_0Rows needs the weights copied out of the file mapping");
   std::vector<Tensor*> all = m.weights.All();
   std::set<const void*> converted;  // tied tensors share their data: convert it once
   std::vector<uint8_t> row;
   for (Tensor* t : all) {
-    if (!t->present() || t->dtype != DType::kQ8_0 || t->cols() > max_row_length) continue;
+    if (!t->present() || t->dtype != DType::kQ8_0) continue;
     if (converted.insert(t->data).second) {
       const int64_t n = t->cols();
       const size_t row_bytes = RowBytes(DType::kQ8_0, n);

@@ -22,12 +22,12 @@ enum class WeightMemory {
 Status CopyWeightsToHugePages(Model& m, int64_t memory_available);
 Status CopyWeightsToHugePages(Model& m);
 
-// Re-lays out every Q8_0 weight with rows of at most `max_row_length` values as
-// kQ8_0Rows, in place, for kernels that read that layout faster (each row's values
-// become one aligned run with no scales in between); longer rows keep their Q8_0
-// blocks. Tied tensors are converted once. REQUIRES: CopyWeightsToHugePages succeeded
-// (the weights are this process's own memory, not the file mapping).
-void SplitQ8_0Rows(Model& m, int64_t max_row_length);
+// Re-lays out every Q8_0 weight as kQ8_0Rows, in place, for kernels that read that
+// layout faster (each chunk of a row keeps its scales in front of its values, which
+// form one run: model/quant.h). Tied tensors are converted once. REQUIRES:
+// CopyWeightsToHugePages succeeded (the weights are this process's own memory, not
+// the file mapping).
+void SplitQ8_0Rows(Model& m);
 
 // MemAvailable from /proc/meminfo in bytes, or -1 where it cannot be read. System-wide:
 // a cgroup memory limit below it is not taken into account.

@@ -692,22 +692,15 @@ void CpuBackend::WriteBlock(int32_t block, const void* src) {
 
 }  // namespace
 
-// Rows longer than this keep the file's Q8_0 blocks. A kQ8_0Rows row keeps its n / 32
-// scales in front of its values and the kernel reads them a 64-byte line per 1,024
-// values, so a long row has several scale lines that the hardware prefetcher, running
-// ahead on the values, has skipped: each is a demand miss. `matvec_bench --shapes`
-// (one thread, from memory, kernel time against a read of the same bytes), kQ8_0Rows
-// vs Q8_0 blocks: 94-99% vs 91-94% at 576-2,048 values, 91-97% vs 93-94% at 3,072,
-// 88-90% vs 94-97% at 4,096, 81-88% vs 90-92% at 5,632, 54-58% vs 75-90% at
-// 8,192-14,336. TinyLlama with its down product (5,632 wide) left in Q8_0 blocks:
-// decode 1.040x at 1 thread and 1.037x at 2 (steps alternated in one process); its
-// prefill is 3-5% slower, the Q8_0 tile kernel being slower than the kQ8_0Rows one.
-// A layout that interleaves a line of scales with the 1,024 values it covers would
-// keep both.
-constexpr int64_t kQ8_0RowsMaxLength = 3072;
-
+// Every copied Q8_0 matrix is split, whatever its row length: with each chunk's scales
+// in front of its values (model/quant.h) and long rows prefetched in software
+// (kernels_avx512.cpp), kQ8_0Rows streams from memory at 91-113% of a plain read on
+// rows of 576-14,336 values, where the file's Q8_0 blocks run at 74-94%
+// (`matvec_bench --shapes`). The former layout (all of a row's scales, then all its
+// values) missed on a long row's scale lines, so rows over 3,072 values had been left in
+// blocks; splitting them too made TinyLlama's decode 1.02-1.04x faster.
 void PrepareWeightsForCpu(Model& m, const DotKernels& kernels) {
-  if (m.weight_region != nullptr && kernels.prefers_q8_0_rows) SplitQ8_0Rows(m, kQ8_0RowsMaxLength);
+  if (m.weight_region != nullptr && kernels.prefers_q8_0_rows) SplitQ8_0Rows(m);
 }
 
 StatusOr<std::unique_ptr<Backend>> CreateCpuBackend(const Model& model, const CpuBackendConfig& config) {

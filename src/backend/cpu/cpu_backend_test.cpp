@@ -177,23 +177,6 @@ void QuantizeMatricesToQ8_0(Model& m) {
   }
 }
 
-// Rows longer than SplitQ8_0Rows's limit keep their Q8_0 blocks (the kQ8_0Rows kernel
-// misses on a long row's scale lines; PrepareWeightsForCpu splits rows of up to 3,072).
-TEST(CpuBackendQ8_0Rows, RowsLongerThanTheLimitKeepTheirBlocks) {
-  auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
-  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
-  Model& m = **loaded;
-  QuantizeMatricesToQ8_0(m);
-  ASSERT_TRUE(CopyWeightsToHugePages(m).ok());
-  ASSERT_EQ(m.weights.layers[0].wq.cols(), 64);
-  SplitQ8_0Rows(m, 32);
-  EXPECT_EQ(m.weights.layers[0].wq.dtype, DType::kQ8_0);
-  EXPECT_EQ(m.weights.tok_embeddings.dtype, DType::kQ8_0);
-  SplitQ8_0Rows(m, 64);
-  EXPECT_EQ(m.weights.layers[0].wq.dtype, DType::kQ8_0Rows);
-  EXPECT_EQ(m.weights.tok_embeddings.dtype, DType::kQ8_0Rows);
-}
-
 // Q8_0 weights re-laid out as kQ8_0Rows (PrepareWeightsForCpu with a set that prefers
 // it) give the logits the Q8_0 blocks give, in prefill (tiles) and decode, for every
 // kernel set: the same values, only the float summation order differs.

@@ -136,16 +136,17 @@ float DotQ4_0Scalar(const void* wv, const int8_t* xq, const float* xs, int64_t n
   }
   return s;
 }
-// One kQ8_0Rows row: n / 32 fp16 scales, then n int8 values.
+// One kQ8_0Rows row (chunks of scales, then values: model/quant.h).
 float DotQ8_0RowScalar(const void* wv, const int8_t* xq, const float* xs, int64_t n) {
-  const uint8_t* scales = static_cast<const uint8_t*>(wv);
-  const auto* q = reinterpret_cast<const int8_t*>(scales + n / 16);
+  const auto* row = static_cast<const uint8_t*>(wv);
+  const int64_t nb = n / 32;
   float s = 0;
-  for (int64_t b = 0; b < n / 32; ++b) {
+  for (int64_t b = 0; b < nb; ++b) {
+    const auto* q = reinterpret_cast<const int8_t*>(row + Q8_0RowsValuesOffset(nb, b));
     int32_t acc = 0;
-    for (int j = 0; j < 32; ++j) acc += q[b * 32 + j] * xq[b * 32 + j];
+    for (int j = 0; j < 32; ++j) acc += q[j] * xq[b * 32 + j];
     uint16_t d;
-    std::memcpy(&d, scales + 2 * b, 2);
+    std::memcpy(&d, row + Q8_0RowsScaleOffset(b), 2);
     s += Fp16ToFloat(d) * xs[b] * static_cast<float>(acc);
   }
   return s;

@@ -33,7 +33,7 @@ struct DotKernels {
                     int64_t xs_stride, int64_t n, float* out);
   void (*q4_0_tile)(const void* w, size_t row_bytes, int rows, const int8_t* xq, int64_t xq_stride, const float* xs,
                     int64_t xs_stride, int64_t n, float* out);
-  // kQ8_0Rows weights (each row: n / 32 fp16 scales, then n int8 values). Decode:
+  // kQ8_0Rows weights (chunks of scales, then values: model/quant.h). Decode:
   // `rows` consecutive rows, row r at w + r * row_bytes, y[r] = dot(row r, x); the
   // activation's per-block sums are worked out once for all of them. Tile: as q8_0_tile.
   void (*q8_0_rows)(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y);
@@ -70,8 +70,6 @@ struct DotKernels {
   // re-laying out (PrepareWeightsForCpu). The AVX-512 set does: a row's values are whole
   // aligned vectors and eight blocks' scales come from one load (in cache 2.5x the
   // rate of its Q8_0 loop on rows of 2048); the others use plain loops for kQ8_0Rows.
-  // Only rows of up to 3,072 values are split (kQ8_0RowsMaxLength in cpu_backend.cpp):
-  // from memory, longer ones stream faster as Q8_0 blocks.
   bool prefers_q8_0_rows;
 };
 

@@ -81,13 +81,14 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
 
 // kQ8_0Rows rows (Q8_0 values re-laid out) give every kernel set the products the
 // scalar Q8_0 kernel gives on the original blocks: row lengths with whole groups of
-// eight blocks, tails of 1..7 blocks, and rows at odd addresses (split rows are
-// 64-byte aligned only when n % 1024 == 0).
+// eight blocks, tails of 1..7 blocks, whole 1,024-value chunks and part-chunk tails,
+// rows of more than two chunks (read with a software prefetch), and rows at odd
+// addresses (split rows are 64-byte aligned only when n % 1024 == 0).
 TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
   std::mt19937 rng(12);
   const DotKernels& ref = ScalarDotKernels();
   const int64_t rows = 3;
-  for (int64_t n : {32, 64, 96, 224, 256, 288, 576, 2048, 5632, 4096 + 32}) {
+  for (int64_t n : {32, 64, 96, 224, 256, 288, 576, 1024, 1536, 2048, 2048 + 32, 3072, 5632, 4096 + 32}) {
     for (size_t misalign : {0, 2, 34}) {
       auto w = RandomRow(n * rows, rng), x = RandomRow(n, rng, 3.0f);
       std::vector<int8_t> xq(n);
