@@ -693,7 +693,7 @@ void CpuBackend::WriteBlock(int32_t block, const void* src) {
 }  // namespace
 
 // Every copied Q8_0 matrix is split, whatever its row length: with each chunk's scales
-// in front of its values (model/quant.h) and long rows prefetched in software
+// in front of its values (model/quant.h) and its rows prefetched in software
 // (kernels_avx512.cpp), kQ8_0Rows streams from memory at 91-113% of a plain read on
 // rows of 576-14,336 values, where the file's Q8_0 blocks run at 74-94%
 // (`matvec_bench --shapes`). The former layout (all of a row's scales, then all its

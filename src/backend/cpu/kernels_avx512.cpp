@@ -300,28 +300,28 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
   }
 }
 
-// Rows longer than two chunks are read with a software prefetch three full chunks
-// (3,264 bytes) ahead of the loads. On the Zen 5 this was tuned on, the hardware
-// prefetcher alone keeps such a row read from memory at only 63-90% of a plain read of
-// the same bytes wherever it ends in a part-chunk (3,584, 5,632, 11,008 values...);
-// prefetched, 111-113% (`matvec_bench --shapes`; more than the plain read, which the
-// hardware prefetcher alone drives). Rows of up to two chunks (576-2,048 values) run at
-// 83-102% without it, and prefetching them made SmolLM2 (576 and 1,536) 4% slower at
-// one thread. The distance runs past the row's end into the next row, which the same
-// thread reads next; 3 chunks beat 2 and 4 by 1-4%. Decode steps alternated in one
-// process, TinyLlama q8_0 (its 5,632-value down rows prefetched): 1.15x at one thread,
-// 1.13x at two (docs/bench-decode.md, eighth pass).
-constexpr int64_t kRowPrefetchMinBlocks = 2 * kQ8_0RowsChunkBlocks + 1;
+// DotQ8_0Row prefetches in software three full chunks (3,264 bytes) ahead of its
+// loads. On the Zen 5 this was tuned on, the hardware prefetcher alone keeps a kQ8_0Rows
+// row read from memory at only 63-90% of a plain read of the same bytes wherever it
+// ends in a part-chunk (3,584, 5,632, 11,008 values...) and at 80-84% on TinyLlama's
+// 2,048-value rows in its decode steps (`decode_bench --phases`); prefetched, 111-113%
+// and 86-97% (more than the plain read, which the hardware prefetcher alone drives).
+// The distance runs past the row's end into the next row, which the same thread reads
+// next; 3 chunks beat 2 and 4 by 1-4%. Decode steps alternated in one process: with
+// rows of up to 2,048 values prefetched too, against only longer ones, TinyLlama 1.03x
+// (1 and 2 threads, both orders); then SmolLM2 (576 and 1,536) 1.05x at one thread,
+// 1.08x at two (both orders, six runs in one quarter hour; in an earlier hour an
+// interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
 constexpr size_t kRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
 
 KV_AVX512 inline void PrefetchLine(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
 
 // A row chunk by chunk (model/quant.h): each chunk's scales, then its values, so the
-// loads run forward through the row. A full chunk is 17 lines: with kPrefetch, each
-// group of 8 blocks prefetches 4, the chunk's end the 17th.
-template <bool kPrefetch>
-KV_AVX512 float DotQ8_0RowChunks(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t nb) {
+// loads run forward through the row. A full chunk is 17 lines: each group of 8 blocks
+// prefetches 4, the chunk's end the 17th.
+KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t n) {
   static_assert(kQ8_0RowsChunkBytes == 17 * 64 && kQ8_0RowsChunkBlocks == 32, "the prefetch pattern covers one 17-line chunk");
+  const int64_t nb = n / 32;
   __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
   __m256 corr = _mm256_setzero_ps();
   int64_t first = 0;
@@ -331,31 +331,22 @@ KV_AVX512 float DotQ8_0RowChunks(const uint8_t* row, const int8_t* xq, const flo
     const uint8_t* ahead = scales + kRowPrefetchAhead;
     #pragma GCC unroll 4
     for (int64_t b = 0; b < kQ8_0RowsChunkBlocks; b += 8) {
-      if constexpr (kPrefetch) {
-        for (int i = 0; i < 4; ++i) PrefetchLine(ahead + 64 * (b / 2 + i));
-      }
+      for (int i = 0; i < 4; ++i) PrefetchLine(ahead + 64 * (b / 2 + i));
       RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     }
-    if constexpr (kPrefetch) PrefetchLine(ahead + 16 * 64);
+    PrefetchLine(ahead + 16 * 64);
   }
   if (first < nb) {
     const int64_t count = nb - first;
     const uint8_t* scales = row + first * sizeof(BlockQ8_0);
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * count);
-    if constexpr (kPrefetch) {
-      const int64_t tail_bytes = count * static_cast<int64_t>(sizeof(BlockQ8_0));
-      for (int64_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales + kRowPrefetchAhead + i);
-    }
+    const int64_t tail_bytes = count * static_cast<int64_t>(sizeof(BlockQ8_0));
+    for (int64_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales + kRowPrefetchAhead + i);
     int64_t b = 0;
     for (; b + 8 <= count; b += 8) RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     if (b < count) RowsGroup<false>(q, scales, xq + first * 32, xs + first, c + first, b, static_cast<int>(count - b), acc, &corr);
   }
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - HSum256(corr);
-}
-
-KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t n) {
-  const int64_t nb = n / 32;
-  return nb >= kRowPrefetchMinBlocks ? DotQ8_0RowChunks<true>(row, xq, xs, c, nb) : DotQ8_0RowChunks<false>(row, xq, xs, c, nb);
 }
 
 KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {

@@ -82,8 +82,7 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
 // kQ8_0Rows rows (Q8_0 values re-laid out) give every kernel set the products the
 // scalar Q8_0 kernel gives on the original blocks: row lengths with whole groups of
 // eight blocks, tails of 1..7 blocks, whole 1,024-value chunks and part-chunk tails,
-// rows of more than two chunks (read with a software prefetch), and rows at odd
-// addresses (split rows are 64-byte aligned only when n % 1024 == 0).
+// and rows at odd addresses (split rows are 64-byte aligned only when n % 1024 == 0).
 TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
   std::mt19937 rng(12);
   const DotKernels& ref = ScalarDotKernels();
