@@ -305,13 +305,13 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
 // row read from memory at only 63-90% of a plain read of the same bytes wherever it
 // ends in a part-chunk (3,584, 5,632, 11,008 values...) and at 80-84% on TinyLlama's
 // 2,048-value rows in its decode steps (`decode_bench --phases`); prefetched, 111-113%
-// and 86-97% (more than the plain read, which the hardware prefetcher alone drives).
+// and 86-97% (some shapes faster than the plain read: docs/bench-decode.md).
 // The distance runs past the row's end into the next row, which the same thread reads
 // next; 3 chunks beat 2 and 4 by 1-4%. Decode steps alternated in one process: with
 // rows of up to 2,048 values prefetched too, against only longer ones, TinyLlama 1.03x
-// (1 and 2 threads, both orders); then SmolLM2 (576 and 1,536) 1.05x at one thread,
-// 1.08x at two (both orders, six runs in one quarter hour; in an earlier hour an
-// interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
+// (1 and 2 threads, both orders); then SmolLM2 (576 and 1,536) 1.02-1.06x at one
+// thread, 1.06-1.10x at two (six runs in one quarter hour, both orders; in an earlier
+// hour an interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
 constexpr size_t kRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
 
 KV_AVX512 inline void PrefetchLine(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
