@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <type_traits>
 
@@ -314,7 +315,12 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
 // hour an interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
 constexpr size_t kRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
 
-KV_AVX512 inline void PrefetchLine(const uint8_t* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+// The address may lie past the end of the weights (the last row's lookahead): formed as
+// an integer, since a pointer that far past its object would be undefined behaviour,
+// and a prefetch of an address that is not mapped does not fault.
+KV_AVX512 inline void PrefetchLine(const uint8_t* p, size_t offset) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + offset), _MM_HINT_T0);
+}
 
 // A row chunk by chunk (model/quant.h): each chunk's scales, then its values, so the
 // loads run forward through the row. A full chunk is 17 lines: each group of 8 blocks
@@ -328,20 +334,19 @@ KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs
   for (; first + kQ8_0RowsChunkBlocks <= nb; first += kQ8_0RowsChunkBlocks) {
     const uint8_t* scales = row + first * sizeof(BlockQ8_0);
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * kQ8_0RowsChunkBlocks);
-    const uint8_t* ahead = scales + kRowPrefetchAhead;
     #pragma GCC unroll 4
     for (int64_t b = 0; b < kQ8_0RowsChunkBlocks; b += 8) {
-      for (int i = 0; i < 4; ++i) PrefetchLine(ahead + 64 * (b / 2 + i));
+      for (int i = 0; i < 4; ++i) PrefetchLine(scales, kRowPrefetchAhead + 64 * (b / 2 + i));
       RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     }
-    PrefetchLine(ahead + 16 * 64);
+    PrefetchLine(scales, kRowPrefetchAhead + 16 * 64);
   }
   if (first < nb) {
     const int64_t count = nb - first;
     const uint8_t* scales = row + first * sizeof(BlockQ8_0);
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * count);
-    const int64_t tail_bytes = count * static_cast<int64_t>(sizeof(BlockQ8_0));
-    for (int64_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales + kRowPrefetchAhead + i);
+    const size_t tail_bytes = count * sizeof(BlockQ8_0);
+    for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kRowPrefetchAhead + i);
     int64_t b = 0;
     for (; b + 8 <= count; b += 8) RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     if (b < count) RowsGroup<false>(q, scales, xq + first * 32, xs + first, c + first, b, static_cast<int>(count - b), acc, &corr);
