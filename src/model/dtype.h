@@ -17,8 +17,9 @@ enum class DType : uint8_t {
   kQ6_K,  // super-blocks of 256 (optional)
   // Q8_0 values with each row re-laid out for SIMD decode: chunks of up to 32 blocks,
   // each chunk's fp16 scales, then its int8 values (model/quant.h). Same bytes per row
-  // as Q8_0, so RowBytes and row addressing hold, but a row is not a run of blocks. Made in memory from Q8_0 (SplitQ8_0Rows in
-  // model/weight_memory.h); never read from or written to a file.
+  // as Q8_0, so RowBytes and row addressing hold, but a row is not a run of blocks.
+  // Made in memory from Q8_0 (SplitQ8_0Rows in model/weight_memory.h); never read from
+  // or written to a file.
   kQ8_0Rows,
 };
 
