@@ -18,8 +18,11 @@
 namespace kvserve {
 
 // Sums 64-bit words of [p, p + n) with independent accumulators, so the loop is bound
-// by loads, not by an add chain.
-inline uint64_t ReadSum(const uint64_t* p, size_t n) {
+// by loads, not by an add chain. With AVX2, in 32-byte loads: on this VM's Zen 5 a read
+// in them ran 3-7% faster than the 16-byte loads the compiler makes of the plain loop
+// (medians of 15 interleaved 600 MB reads, three runs; AVX-512 loads 1-3%), and the
+// limit should be the fastest read, not the kernels' flattering one.
+inline uint64_t ReadSumPlain(const uint64_t* p, size_t n) {
   uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -28,6 +31,26 @@ inline uint64_t ReadSum(const uint64_t* p, size_t n) {
   }
   for (; i < n; ++i) a0 += p[i];
   return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
+}
+
+__attribute__((target("avx2"))) inline uint64_t ReadSumAvx2(const uint64_t* p, size_t n) {
+  __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
+    a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
+    a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
+    a3 = _mm256_add_epi64(a3, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 12)));
+  }
+  const __m256i a = _mm256_add_epi64(_mm256_add_epi64(a0, a1), _mm256_add_epi64(a2, a3));
+  alignas(32) uint64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), a);
+  return lanes[0] + lanes[1] + lanes[2] + lanes[3] + ReadSumPlain(p + i, n - i);
+}
+
+inline uint64_t ReadSum(const uint64_t* p, size_t n) {
+  static const bool avx2 = __builtin_cpu_supports("avx2");
+  return avx2 ? ReadSumAvx2(p, n) : ReadSumPlain(p, n);
 }
 
 // One streaming read of `buf` by `threads` threads (the caller's included), each
