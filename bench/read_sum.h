@@ -18,10 +18,11 @@
 namespace kvserve {
 
 // Sums 64-bit words of [p, p + n) with independent accumulators, so the loop is bound
-// by loads, not by an add chain. With AVX2, in 32-byte loads: on this VM's Zen 5 a read
-// in them ran 3-7% faster than the 16-byte loads the compiler makes of the plain loop
-// (medians of 15 interleaved 600 MB reads, three runs; AVX-512 loads 1-3%), and the
-// limit should be the fastest read, not the kernels' flattering one.
+// by loads, not by an add chain. With AVX2, in 32-byte loads: on this VM's Zen 5 a
+// one-thread read in them ran 3-10% faster than the 16-byte loads the compiler makes of
+// the plain loop (medians of 15 interleaved 600 MB reads, two scratch programs of three
+// runs each; level at two threads; AVX-512 loads 1-3%), and the limit should be the
+// fastest read, not one that flatters the kernels.
 inline uint64_t ReadSumPlain(const uint64_t* p, size_t n) {
   uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
   size_t i = 0;

@@ -694,9 +694,9 @@ void CpuBackend::WriteBlock(int32_t block, const void* src) {
 
 // Every copied Q8_0 matrix is split, whatever its row length: with each chunk's scales
 // in front of its values (model/quant.h) and its rows prefetched in software
-// (kernels_avx512.cpp), kQ8_0Rows streams from memory at 91-113% of a plain read on
-// rows of 576-14,336 values, where the file's Q8_0 blocks run at 74-94%
-// (`matvec_bench --shapes`). The former layout (all of a row's scales, then all its
+// (kernels_avx512.cpp), kQ8_0Rows streams from memory at 92-120% of a plain read on
+// rows of 576-14,336 values, where the file's Q8_0 blocks run at 77-94%
+// (`matvec_bench --shapes`, docs/bench-decode.md eighth pass). The former layout (all of a row's scales, then all its
 // values) missed on a long row's scale lines, so rows over 3,072 values had been left in
 // blocks; splitting them too made TinyLlama's decode 1.02-1.04x faster.
 void PrepareWeightsForCpu(Model& m, const DotKernels& kernels) {

@@ -190,9 +190,8 @@ KV_AVX512 inline __m512i TileWeights(const void* row, int64_t n, int64_t b, bool
   else return B::Weights(row, b, pair);
 }
 template <typename B>
-KV_AVX512 inline __m512 TileWeightScales(const void* row, int64_t n, int64_t b, bool pair) {
+KV_AVX512 inline __m512 TileWeightScales(const void* row, int64_t b, bool pair) {
   if constexpr (std::is_same_v<B, Q8RowsBlocks>) {
-    (void)n;
     const uint8_t* scales = static_cast<const uint8_t*>(row) + Q8_0RowsScaleOffset(b);
     uint32_t bits = 0;
     if (pair) std::memcpy(&bits, scales, 4);
@@ -385,7 +384,7 @@ KV_AVX512 void QuantTileRows(const uint8_t* w, size_t row_bytes, const int8_t* x
     for (int r = 0; r < R; ++r) {
       const void* row = w + r * row_bytes;
       const __m512i wv = TileWeights<B>(row, n, b, pair);
-      const __m512 wscale = TileWeightScales<B>(row, n, b, pair);
+      const __m512 wscale = TileWeightScales<B>(row, b, pair);
       for (int t = 0; t < T; ++t) {
         const __m512 sum = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(init[t], wv, xv[t]));
         acc[r][t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(wscale, xscale[t]), acc[r][t]);
