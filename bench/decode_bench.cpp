@@ -11,6 +11,7 @@
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
 //                     [--file-layout] [--kv-dtypes f16,f32] [--compare-kv-dtypes]
+//                     [--compare-row-prefetch 3/3,4/6]
 //
 // Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0
 // matrices as kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the
@@ -20,6 +21,11 @@
 // --kv-dtypes: the KV cache's element types to run, each its own row (default f16, as
 // kvserve serves; f32 doubles the bytes attention reads). --compare-kv-dtypes: decode
 // steps alternated between an f32 and an f16 KV cache over the same prepared weights.
+//
+// --compare-row-prefetch A/B,C/D: decode steps alternated between two AVX-512 kernel
+// sets whose kQ8_0Rows kernel prefetches A (C) chunks ahead on rows of 1,024+ values and
+// B (D) on shorter ones (RowPrefetchVariant in backend/cpu/kernels.h), over the same
+// prepared weights; the speed-up is the first's step time over the second's.
 //
 // --phases: after each row, where the timed decode steps spent their wall time, phase by
 // phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
@@ -79,6 +85,7 @@ struct Args {
   WeightMemory weights = WeightMemory::kHugePages;
   bool compare_weight_memory = false;
   bool compare_kv_dtypes = false;
+  std::vector<std::pair<int, int>> row_prefetch;  // --compare-row-prefetch: two (long, short) distances
   bool phases = false;
   bool file_layout = false;
   std::vector<KvCacheDType> kv_dtypes = {KvCacheDType::kF16};
@@ -361,6 +368,16 @@ StatusOr<Alternation> CompareKvDTypes(const Args& a, const Model& model, int thr
   return AlternateDecode(a, *f32, *f16, model.config.vocab_size);
 }
 
+// The same weights under two kernel sets.
+StatusOr<Alternation> CompareKernelSets(const Args& a, const Model& model, int threads, const DotKernels& first, const DotKernels& second) {
+  CpuBackendConfig cfg = BenchBackendConfig(a, threads, a.kv_dtypes.front());
+  cfg.kernels = &first;
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> one, CreateCpuBackend(model, cfg));
+  cfg.kernels = &second;
+  KV_ASSIGN_OR_RETURN(std::unique_ptr<Backend> two, CreateCpuBackend(model, cfg));
+  return AlternateDecode(a, *one, *two, model.config.vocab_size);
+}
+
 std::string DefaultCacheDir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -387,6 +404,20 @@ int Main(int argc, char** argv) {
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
     else if (k == "--compare-kv-dtypes") a.compare_kv_dtypes = true;
+    else if (k == "--compare-row-prefetch") {
+      for (const std::string& item : Split(val(), ',')) {
+        int l = 0, sh = 0;
+        if (std::sscanf(item.c_str(), "%d/%d", &l, &sh) != 2 || RowPrefetchVariant(l, sh) == nullptr) {
+          std::fprintf(stderr, "decode_bench: --compare-row-prefetch: no kernel set '%s' on this CPU (LONG/SHORT chunks; long 2, 3, 4, 6; short 3, 6, 9, 16; AVX-512 VNNI)\n", item.c_str());
+          return 2;
+        }
+        a.row_prefetch.emplace_back(l, sh);
+      }
+      if (a.row_prefetch.size() != 2) {
+        std::fprintf(stderr, "decode_bench: --compare-row-prefetch wants two distances, A/B,C/D\n");
+        return 2;
+      }
+    }
     else if (k == "--phases") a.phases = true;
     else if (k == "--file-layout") a.file_layout = true;
     else if (k == "--kv-dtypes") {
@@ -536,6 +567,37 @@ int Main(int argc, char** argv) {
       if (huge && !a.file_layout) PrepareWeightsForCpu(**model, BestDotKernels());
       for (int t : a.threads) {
         auto c = CompareKvDTypes(a, **model, t);
+        if (!c.ok()) {
+          std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
+          rc = 1;
+          continue;
+        }
+        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps, c->speedup);
+        std::fflush(stdout);
+      }
+    }
+  }
+  if (!a.row_prefetch.empty()) {
+    const DotKernels& first = *RowPrefetchVariant(a.row_prefetch[0].first, a.row_prefetch[0].second);
+    const DotKernels& second = *RowPrefetchVariant(a.row_prefetch[1].first, a.row_prefetch[1].second);
+    std::printf("\n## kQ8_0Rows prefetch distance: %d/%d vs %d/%d chunks (long/short rows; decode steps interleaved after a %d-token context, %d pairs)\n\n",
+                a.row_prefetch[0].first, a.row_prefetch[0].second, a.row_prefetch[1].first, a.row_prefetch[1].second, a.context,
+                2 * a.decode_steps);
+    std::printf("| model | dtype | threads | first tok/s (median) | second tok/s (median) | speed-up of the second (paired median) |\n");
+    std::printf("|---|---|---:|---:|---:|---:|\n");
+    for (const auto& [shape, dtype] : a.models) {
+      auto path = EnsureModel(a, shape, dtype);
+      if (!path.ok()) continue;
+      auto model = LoadModel(*path);
+      // As kvserve serves: kQ8_0Rows in huge pages (--weights mapped keeps the file's Q8_0 blocks, which the distance does not touch).
+      if (!model.ok() || (huge && !CopyWeightsToHugePages(**model).ok())) {
+        std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
+        rc = 1;
+        continue;
+      }
+      if (huge) PrepareWeightsForCpu(**model, BestDotKernels());
+      for (int t : a.threads) {
+        auto c = CompareKernelSets(a, **model, t, first, second);
         if (!c.ok()) {
           std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
           rc = 1;

@@ -14,6 +14,7 @@
 #include "backend/cpu/thread_pool.h"
 #include "model/quant.h"
 #include "model/weight_memory.h"
+#include "util/aligned_vector.h"
 #include "util/huge_page_region.h"
 
 namespace kvserve {
@@ -55,7 +56,9 @@ class CpuBackend final : public Backend {
  public:
   CpuBackend(const Model& model, const CpuBackendConfig& config)
       : model_(model), cfg_(model.config), config_(config), pool_(config.num_threads),
-        kernels_(config.precision == Precision::kFast ? BestDotKernels() : ScalarDotKernels()) {
+        kernels_(config.precision == Precision::kReference ? ScalarDotKernels()
+                 : config.kernels != nullptr                ? *config.kernels
+                                                            : BestDotKernels()) {
     f16_kv_ = config_.kv.dtype == KvCacheDType::kF16;
     block_elems_ = static_cast<size_t>(cfg_.num_kv_heads) * config_.kv.block_size * cfg_.head_dim;
     block_bytes_ = block_elems_ * (f16_kv_ ? sizeof(uint16_t) : sizeof(float));
@@ -161,11 +164,12 @@ class CpuBackend final : public Backend {
   uint8_t* k_cache_ = nullptr;
   uint8_t* v_cache_ = nullptr;
   // Per-step buffers, reused.
-  std::vector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
-  std::vector<int8_t> xq_;
-  std::vector<float> xs_;
-  std::vector<std::vector<float>> thread_scratch_;
-  std::vector<std::vector<float>> thread_part_;  // 2 x T x RowChunk(T) per thread (gate and up)
+  // On cache lines (util/aligned_vector.h): the kernels read them in 64-byte vectors.
+  AlignedVector<float> x_, xn_, q_, k_, v_, attn_, gate_, up_;
+  AlignedVector<int8_t> xq_;
+  AlignedVector<float> xs_;
+  std::vector<AlignedVector<float>> thread_scratch_;
+  std::vector<AlignedVector<float>> thread_part_;  // 2 x T x RowChunk(T) per thread (gate and up)
   std::vector<int32_t> token_seq_;  // new token -> its sequence index
   // AttentionFast: token t's runs of KV blocks are [run_begin_[t], run_begin_[t + 1]);
   // run_state_ holds split runs' softmax states.
@@ -252,7 +256,7 @@ void CpuBackend::MatMuls(std::initializer_list<Product> products, const float* x
   if (config_.precision == Precision::kReference) {
     // Float32 weights (one dequantized row at a time), double accumulation.
     pool_.ParallelFor(total_rows, [&](int64_t r0, int64_t r1, int tid) {
-      std::vector<float>& row = thread_scratch_[tid];
+      AlignedVector<float>& row = thread_scratch_[tid];
       for_rows(r0, r1, [&](const Product& p, int64_t rb, int64_t re) {
         const Tensor& w = *p.w;
         const int64_t out = w.rows();
@@ -392,7 +396,7 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
   const int64_t T = static_cast<int64_t>(b.tokens.size());
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
   pool_.ParallelFor(T * H, [&](int64_t i0, int64_t i1, int tid) {
-    std::vector<float>& scores = thread_scratch_[tid];
+    AlignedVector<float>& scores = thread_scratch_[tid];
     std::vector<double> acc(D);
     for (int64_t item = i0; item < i1; ++item) {
       const int64_t t = item / H;

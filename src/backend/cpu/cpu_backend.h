@@ -37,6 +37,9 @@ struct CpuBackendConfig {
     kReference,  // float32 weights (dequantized row by row), double accumulators: the careful path
     kFast,       // weights in file precision, SIMD dot products, Q8 activations for Q8_0/Q4_0
   } precision = Precision::kFast;
+  // kFast's kernel set; nullptr: BestDotKernels(). Not owned. Every set reads every
+  // weight layout, so benchmarks can run two sets over the same prepared weights.
+  const DotKernels* kernels = nullptr;
   // Not owned; when set, every Forward adds its phases' wall time to it.
   CpuForwardProfile* profile = nullptr;
 };

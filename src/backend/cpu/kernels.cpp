@@ -5,6 +5,10 @@
 #include <cmath>
 #include <algorithm>
 #include <cstring>
+#include <string>
+#include <string_view>
+
+#include <fmt/format.h>
 
 #include "backend/cpu/kernels_internal.h"
 #include "model/quant.h"
@@ -469,6 +473,19 @@ const DotKernels kAvx2 = {DotF32Avx2,
 }  // namespace
 
 const DotKernels& ScalarDotKernels() { return kScalar; }
+
+std::vector<const DotKernels*> RowPrefetchVariants() {
+  std::vector<const DotKernels*> all;
+  for (const DotKernels& k : Avx512RowPrefetchVariants()) all.push_back(&k);
+  return all;
+}
+
+const DotKernels* RowPrefetchVariant(int long_chunks, int short_chunks) {
+  const std::string name = fmt::format("prefetch {}/{} chunks", long_chunks, short_chunks);
+  for (const DotKernels& k : Avx512RowPrefetchVariants())
+    if (std::string_view(k.name).ends_with(name)) return &k;
+  return nullptr;
+}
 
 std::vector<const DotKernels*> AvailableDotKernels() {
   std::vector<const DotKernels*> all = {&kScalar};

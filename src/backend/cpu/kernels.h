@@ -83,6 +83,14 @@ const DotKernels& ScalarDotKernels();
 // Every kernel set this CPU can run, scalar first (for tests and benchmarks).
 std::vector<const DotKernels*> AvailableDotKernels();
 
+// Copies of the AVX-512 set whose kQ8_0Rows decode kernel prefetches at another
+// distance: `long_chunks` chunks ahead on rows of a chunk (1,024 values) or more,
+// `short_chunks` on shorter rows. Distances: long 2, 3, 4 or 6; short 3, 6, 9 or 16
+// (nullptr for others, or without AVX-512 VNNI). For measuring the distance in decode
+// steps (decode_bench --compare-row-prefetch); every variant computes the same products.
+const DotKernels* RowPrefetchVariant(int long_chunks, int short_chunks);
+std::vector<const DotKernels*> RowPrefetchVariants();
+
 // Whether weights of this dtype take Q8 activations.
 inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ8_0Rows; }
 

@@ -19,7 +19,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <string>
 #include <type_traits>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/kernels_internal.h"
@@ -313,6 +317,11 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
 // thread, 1.06-1.10x at two (six runs in one quarter hour, both orders; in an earlier
 // hour an interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
 constexpr size_t kRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
+// Rows shorter than a chunk (SmolLM2's 576 values, Qwen2.5-0.5B's 896): in a scratch
+// program 6-9 chunks ahead read them 3-11% faster than 3, but in decode steps
+// (`decode_bench --compare-row-prefetch 3/3,3/9`, both orders) the difference stayed
+// inside the +-4% the VM drifts by, so they keep the same distance (ninth pass).
+constexpr size_t kShortRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
 
 // The address may lie past the end of the weights (the last row's lookahead): formed as
 // an integer, since a pointer that far past its object would be undefined behaviour,
@@ -324,6 +333,7 @@ KV_AVX512 inline void PrefetchLine(const uint8_t* p, size_t offset) {
 // A row chunk by chunk (model/quant.h): each chunk's scales, then its values, so the
 // loads run forward through the row. A full chunk is 17 lines: each group of 8 blocks
 // prefetches 4, the chunk's end the 17th.
+template <size_t kAhead>
 KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t n) {
   static_assert(kQ8_0RowsChunkBytes == 17 * 64 && kQ8_0RowsChunkBlocks == 32, "the prefetch pattern covers one 17-line chunk");
   const int64_t nb = n / 32;
@@ -335,17 +345,17 @@ KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * kQ8_0RowsChunkBlocks);
     #pragma GCC unroll 4
     for (int64_t b = 0; b < kQ8_0RowsChunkBlocks; b += 8) {
-      for (int i = 0; i < 4; ++i) PrefetchLine(scales, kRowPrefetchAhead + 64 * (b / 2 + i));
+      for (int i = 0; i < 4; ++i) PrefetchLine(scales, kAhead + 64 * (b / 2 + i));
       RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     }
-    PrefetchLine(scales, kRowPrefetchAhead + 16 * 64);
+    PrefetchLine(scales, kAhead + 16 * 64);
   }
   if (first < nb) {
     const int64_t count = nb - first;
     const uint8_t* scales = row + first * sizeof(BlockQ8_0);
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * count);
     const size_t tail_bytes = count * sizeof(BlockQ8_0);
-    for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kRowPrefetchAhead + i);
+    for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kAhead + i);
     int64_t b = 0;
     for (; b + 8 <= count; b += 8) RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     if (b < count) RowsGroup<false>(q, scales, xq + first * 32, xs + first, c + first, b, static_cast<int>(count - b), acc, &corr);
@@ -353,13 +363,20 @@ KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - HSum256(corr);
 }
 
+// kAhead: the prefetch distance for rows of a chunk or more, kShortAhead for shorter
+// ones (rows of a part-chunk only).
+template <size_t kAhead, size_t kShortAhead>
 KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
   alignas(64) float c[kMaxRowBlocks];
   OffsetShares(xq, xs, nb, c);
   const auto* base = static_cast<const uint8_t*>(w);
-  for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row(base + r * row_bytes, xq, xs, c, n);
+  if (nb < kQ8_0RowsChunkBlocks) {
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
+  }
 }
 
 // Prefill: R rows x kDotTile tokens per block pair. Per token: its bytes, offset
@@ -598,7 +615,7 @@ const DotKernels kAvx512 = {DotF32,
                             FloatTile<BF16Load>,
                             QuantTile<Q8Blocks>,
                             QuantTile<Q4Blocks>,
-                            DotQ8_0Rows,
+                            DotQ8_0Rows<kRowPrefetchAhead, kShortRowPrefetchAhead>,
                             QuantTile<Q8RowsBlocks>,
                             ScaleAxpy,
                             Attend,
@@ -618,5 +635,33 @@ const DotKernels* Avx512DotKernels() {
 }
 
 QuantizeActivationFn Avx512QuantizeActivationQ8() { return Avx512DotKernels() ? &QuantizeQ8 : nullptr; }
+
+namespace {
+template <int kLong, int kShort>
+DotKernels RowPrefetchVariant() {
+  static const std::string name = fmt::format("avx512-vnni, kQ8_0Rows prefetch {}/{} chunks", kLong, kShort);
+  DotKernels k = kAvx512;
+  k.q8_0_rows = DotQ8_0Rows<kLong * kQ8_0RowsChunkBytes, kShort * kQ8_0RowsChunkBytes>;
+  k.name = name.c_str();
+  return k;
+}
+template <int kLong, int... kShort>
+void AddRowPrefetchVariants(std::vector<DotKernels>* out) {
+  (out->push_back(RowPrefetchVariant<kLong, kShort>()), ...);
+}
+}  // namespace
+
+const std::vector<DotKernels>& Avx512RowPrefetchVariants() {
+  static const std::vector<DotKernels> all = [] {
+    std::vector<DotKernels> v;
+    if (Avx512DotKernels() == nullptr) return v;
+    AddRowPrefetchVariants<2, 3, 6, 9, 16>(&v);
+    AddRowPrefetchVariants<3, 3, 6, 9, 16>(&v);
+    AddRowPrefetchVariants<4, 3, 6, 9, 16>(&v);
+    AddRowPrefetchVariants<6, 3, 6, 9, 16>(&v);
+    return v;
+  }();
+  return all;
+}
 
 }  // namespace kvserve

@@ -2,6 +2,8 @@
 // attributes), found by kernels.cpp at run time.
 #pragma once
 
+#include <vector>
+
 #include "backend/cpu/kernels.h"
 
 namespace kvserve {
@@ -11,6 +13,8 @@ constexpr float kF16Max = 65504.0f;
 
 // nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI or FMA (F16C comes with them).
 const DotKernels* Avx512DotKernels();
+// RowPrefetchVariants' sets (empty without AVX-512).
+const std::vector<DotKernels>& Avx512RowPrefetchVariants();
 
 // QuantizeActivationQ8 in AVX-512 (nullptr without it) and in portable code; both give
 // identical bytes and scales.

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string_view>
 #include <vector>
 
 #include "model/quant.h"
@@ -83,12 +84,26 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
 // scalar Q8_0 kernel gives on the original blocks: row lengths with whole groups of
 // eight blocks, tails of 1..7 blocks, whole 1,024-value chunks and part-chunk tails,
 // and rows at odd addresses (split rows are 64-byte aligned only when n % 1024 == 0).
+TEST(Kernels, RowPrefetchVariantsAreFoundByTheirDistances) {
+  const bool avx512 = std::string_view(BestDotKernels().name) == "avx512-vnni";
+  EXPECT_EQ(RowPrefetchVariants().size(), avx512 ? 16u : 0u);
+  const DotKernels* k = RowPrefetchVariant(3, 9);
+  EXPECT_EQ(k != nullptr, avx512);
+  if (k != nullptr) {
+    EXPECT_STREQ(k->name, "avx512-vnni, kQ8_0Rows prefetch 3/9 chunks");
+    EXPECT_NE(k->q8_0_rows, BestDotKernels().q8_0_rows);
+    EXPECT_EQ(k->q8_0_rows_tile, BestDotKernels().q8_0_rows_tile);
+  }
+  EXPECT_EQ(RowPrefetchVariant(5, 5), nullptr);
+  EXPECT_EQ(RowPrefetchVariant(3, 7), nullptr);
+}
+
 TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
   std::mt19937 rng(12);
   const DotKernels& ref = ScalarDotKernels();
-  const int64_t rows = 3;
+  // One row, a few, and more than 16 (a prefetch past one row lands in the next ones).
   for (int64_t n : {32, 64, 96, 224, 256, 288, 576, 1024, 1536, 2048, 2048 + 32, 3072, 5632, 4096 + 32}) {
-    for (size_t misalign : {0, 2, 34}) {
+    for (auto [rows, misalign] : {std::pair<int64_t, size_t>{3, 0}, {3, 2}, {3, 34}, {1, 2}, {16, 0}, {17, 34}, {35, 2}}) {
       auto w = RandomRow(n * rows, rng), x = RandomRow(n, rng, 3.0f);
       std::vector<int8_t> xq(n);
       std::vector<float> xs(n / 32);
@@ -100,12 +115,14 @@ TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
         QuantizeRow(DType::kQ8_0, w.data() + r * n, q8.data() + r * rb, n);
         SplitQ8_0Row(q8.data() + r * rb, split + r * rb, n);
       }
-      for (const DotKernels* k : AvailableDotKernels()) {
+      std::vector<const DotKernels*> sets = AvailableDotKernels();
+      for (const DotKernels* k : RowPrefetchVariants()) sets.push_back(k);
+      for (const DotKernels* k : sets) {
         std::vector<float> y(rows);
         k->q8_0_rows(split, rb, rows, xq.data(), xs.data(), n, y.data());
         for (int64_t r = 0; r < rows; ++r) {
           const float want = ref.q8_0(q8.data() + r * rb, xq.data(), xs.data(), n);
-          EXPECT_NEAR(y[r], want, 1e-4 * (1 + std::fabs(want))) << k->name << " n " << n << " misalign " << misalign << " row " << r;
+          EXPECT_NEAR(y[r], want, 1e-4 * (1 + std::fabs(want))) << k->name << " n " << n << " misalign " << misalign << " row " << r << " of " << rows;
         }
       }
     }
