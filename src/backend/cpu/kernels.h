@@ -85,7 +85,7 @@ std::vector<const DotKernels*> AvailableDotKernels();
 
 // Copies of the AVX-512 set whose kQ8_0Rows decode kernel prefetches at another
 // distance: `long_chunks` chunks ahead on rows of a chunk (1,024 values) or more,
-// `short_chunks` on shorter rows. Distances: long 2, 3, 4 or 6; short 3, 6, 9 or 16
+// `short_chunks` on shorter rows. Distances: long 2, 3, 4 or 6; short 3, 4, 6 or 9
 // (nullptr for others, or without AVX-512 VNNI). For measuring the distance in decode
 // steps (decode_bench --compare-row-prefetch); every variant computes the same products.
 const DotKernels* RowPrefetchVariant(int long_chunks, int short_chunks);

@@ -304,24 +304,23 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
   }
 }
 
-// DotQ8_0Row prefetches in software three full chunks (3,264 bytes) ahead of its
+// DotQ8_0Row prefetches in software four full chunks (4,352 bytes) ahead of its
 // loads. On the Zen 5 this was tuned on, the hardware prefetcher alone keeps a kQ8_0Rows
 // row read from memory at only 63-90% of a plain read of the same bytes wherever it
 // ends in a part-chunk (3,584, 5,632, 11,008 values...) and at 80-84% on TinyLlama's
 // 2,048-value rows in its decode steps (`decode_bench --phases`); prefetched, 111-113%
 // and 86-97% (some shapes faster than the plain read: docs/bench-decode.md).
-// The distance runs past the row's end into the next row, which the same thread reads
-// next; 3 chunks beat 2 and 4 by 1-4%. Decode steps alternated in one process: with
-// rows of up to 2,048 values prefetched too, against only longer ones, TinyLlama 1.03x
-// (1 and 2 threads, both orders); then SmolLM2 (576 and 1,536) 1.02-1.06x at one
-// thread, 1.06-1.10x at two (six runs in one quarter hour, both orders; in an earlier
-// hour an interim build measured it 2-6% slower at one thread). docs/bench-decode.md, eighth pass.
-constexpr size_t kRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
-// Rows shorter than a chunk (SmolLM2's 576 values, Qwen2.5-0.5B's 896): in a scratch
-// program 6-9 chunks ahead read them 3-11% faster than 3, but in decode steps
-// (`decode_bench --compare-row-prefetch 3/3,3/9`, both orders) the difference stayed
-// inside the +-4% the VM drifts by, so they keep the same distance (ninth pass).
-constexpr size_t kShortRowPrefetchAhead = 3 * kQ8_0RowsChunkBytes;
+// The distance runs past the row's end into the next rows, which the same thread reads
+// next. Prefetching every row, short ones included, was measured worth it in the eighth
+// pass (TinyLlama 1.03x; SmolLM2 1.02-1.10x, both orders). The distance, in decode steps
+// alternated in one process (`decode_bench --compare-row-prefetch 3/3,4/4` and the
+// reverse; ninth pass): 4 chunks against 3 made SmolLM2 1.05-1.07x faster at one thread
+// and 1.00-1.04x at two (its rows of 576 values most: 3/4 against 3/3 1.03-1.05x at one
+// thread), TinyLlama level (0.99-1.02x); 9 chunks on the short rows was no better than 3.
+// Rows of a chunk or more and shorter ones have their own constants so that
+// --compare-row-prefetch can set them apart.
+constexpr size_t kRowPrefetchAhead = 4 * kQ8_0RowsChunkBytes;
+constexpr size_t kShortRowPrefetchAhead = 4 * kQ8_0RowsChunkBytes;
 
 // The address may lie past the end of the weights (the last row's lookahead): formed as
 // an integer, since a pointer that far past its object would be undefined behaviour,
@@ -655,10 +654,10 @@ const std::vector<DotKernels>& Avx512RowPrefetchVariants() {
   static const std::vector<DotKernels> all = [] {
     std::vector<DotKernels> v;
     if (Avx512DotKernels() == nullptr) return v;
-    AddRowPrefetchVariants<2, 3, 6, 9, 16>(&v);
-    AddRowPrefetchVariants<3, 3, 6, 9, 16>(&v);
-    AddRowPrefetchVariants<4, 3, 6, 9, 16>(&v);
-    AddRowPrefetchVariants<6, 3, 6, 9, 16>(&v);
+    AddRowPrefetchVariants<2, 3, 4, 6, 9>(&v);
+    AddRowPrefetchVariants<3, 3, 4, 6, 9>(&v);
+    AddRowPrefetchVariants<4, 3, 4, 6, 9>(&v);
+    AddRowPrefetchVariants<6, 3, 4, 6, 9>(&v);
     return v;
   }();
   return all;
