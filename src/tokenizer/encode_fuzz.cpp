@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/vocab_loader.h"
@@ -36,8 +37,16 @@ std::vector<std::unique_ptr<kvserve::Tokenizer>> LoadAll() {
 // The text a lossless round trip gives back: byte-level vocabularies that lack some byte
 // pieces (SmolLM2 has no piece for 0x04, 0xC0, 0xF5..0xFF, ...) drop those bytes, as the
 // reference tokenizers do.
+// SentencePiece writes a space as U+2581 ("\xE2\x96\x81") before it encodes, and
+// decodes U+2581 as a space, so a U+2581 already in the text comes back as a space; the
+// reference implementations (sentencepiece, llama.cpp's SPM vocab) do the same.
 std::string Encodable(const kvserve::Tokenizer& tok, const std::string& text) {
-  if (tok.kind() != kvserve::VocabSpec::Kind::kByteLevelBpe) return text;
+  if (tok.kind() != kvserve::VocabSpec::Kind::kByteLevelBpe) {
+    static constexpr std::string_view kMetaSpace = "\xE2\x96\x81";
+    std::string out = text;
+    for (size_t at = out.find(kMetaSpace); at != std::string::npos; at = out.find(kMetaSpace, at + 1)) out.replace(at, kMetaSpace.size(), " ");
+    return out;
+  }
   static const kvserve::ByteLevelMap map;
   std::string out, piece;
   for (char c : text) {

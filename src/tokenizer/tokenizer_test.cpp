@@ -162,6 +162,19 @@ TEST(Tokenizer, SentencePieceTokenBytes) {
   EXPECT_EQ(tok->Decode(std::vector<int32_t>{1, 403, 407}, true), "Once upon");
 }
 
+// SentencePiece writes spaces as U+2581 before it encodes, so a U+2581 in the text is
+// indistinguishable from a space and decodes as one (sentencepiece and llama.cpp's SPM
+// vocab do the same). Found by the encode fuzzer, whose round trip now expects it.
+TEST(Tokenizer, SentencePieceReadsMetaSpaceInTextAsASpace) {
+  for (const char* path : {"models/stories260K/tok512.model", "tokenizers/llama2-sp/tokenizer.model"}) {
+    auto tok = LoadSp(path);
+    ASSERT_NE(tok, nullptr) << path;
+    const auto spaced = tok->Encode("a b  c", false, false);
+    EXPECT_EQ(tok->Encode("a\xE2\x96\x81" "b \xE2\x96\x81" "c", false, false), spaced) << path;
+    EXPECT_EQ(tok->Decode(tok->Encode("x\xE2\x96\x81y", false, false), false), "x y") << path;
+  }
+}
+
 TEST(Tokenizer, RejectsInconsistentSpecs) {
   VocabSpec spec;
   EXPECT_FALSE(Tokenizer::Create(spec).ok());  // kind none
