@@ -378,6 +378,37 @@ StatusOr<Alternation> CompareKernelSets(const Args& a, const Model& model, int t
   return AlternateDecode(a, *one, *two, model.config.vocab_size);
 }
 
+// One table row per model and thread count: `compare(model, threads)` alternates two
+// backends over the model's weights (copied to huge pages when a.weights says so, and
+// prepared as kvserve prepares them when `prepare`). Returns 1 if any row failed.
+template <typename Compare>
+int AlternationRows(const Args& a, bool prepare, Compare compare) {
+  const bool huge = a.weights == WeightMemory::kHugePages;
+  int rc = 0;
+  for (const auto& [shape, dtype] : a.models) {
+    auto path = EnsureModel(a, shape, dtype);
+    if (!path.ok()) continue;
+    auto model = LoadModel(*path);
+    if (!model.ok() || (huge && !CopyWeightsToHugePages(**model).ok())) {
+      std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
+      rc = 1;
+      continue;
+    }
+    if (prepare) PrepareWeightsForCpu(**model, BestDotKernels());
+    for (int t : a.threads) {
+      StatusOr<Alternation> c = compare(**model, t);
+      if (!c.ok()) {
+        std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
+        rc = 1;
+        continue;
+      }
+      std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps, c->speedup);
+      std::fflush(stdout);
+    }
+  }
+  return rc;
+}
+
 std::string DefaultCacheDir() {
   std::error_code ec;
   const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
@@ -555,27 +586,7 @@ int Main(int argc, char** argv) {
                 2 * a.decode_steps);
     std::printf("| model | dtype | threads | f32 KV tok/s (median) | f16 KV tok/s (median) | speed-up (paired median) |\n");
     std::printf("|---|---|---:|---:|---:|---:|\n");
-    for (const auto& [shape, dtype] : a.models) {
-      auto path = EnsureModel(a, shape, dtype);
-      if (!path.ok()) continue;
-      auto model = LoadModel(*path);
-      if (!model.ok() || (huge && !CopyWeightsToHugePages(**model).ok())) {
-        std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
-        rc = 1;
-        continue;
-      }
-      if (huge && !a.file_layout) PrepareWeightsForCpu(**model, BestDotKernels());
-      for (int t : a.threads) {
-        auto c = CompareKvDTypes(a, **model, t);
-        if (!c.ok()) {
-          std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
-          rc = 1;
-          continue;
-        }
-        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps, c->speedup);
-        std::fflush(stdout);
-      }
-    }
+    if (AlternationRows(a, huge && !a.file_layout, [&](const Model& m, int t) { return CompareKvDTypes(a, m, t); }) != 0) rc = 1;
   }
   if (!a.row_prefetch.empty()) {
     const DotKernels& first = *RowPrefetchVariant(a.row_prefetch[0].first, a.row_prefetch[0].second);
@@ -585,28 +596,8 @@ int Main(int argc, char** argv) {
                 2 * a.decode_steps);
     std::printf("| model | dtype | threads | first tok/s (median) | second tok/s (median) | speed-up of the second (paired median) |\n");
     std::printf("|---|---|---:|---:|---:|---:|\n");
-    for (const auto& [shape, dtype] : a.models) {
-      auto path = EnsureModel(a, shape, dtype);
-      if (!path.ok()) continue;
-      auto model = LoadModel(*path);
-      // As kvserve serves: kQ8_0Rows in huge pages (--weights mapped keeps the file's Q8_0 blocks, which the distance does not touch).
-      if (!model.ok() || (huge && !CopyWeightsToHugePages(**model).ok())) {
-        std::fprintf(stderr, "decode_bench: %s: cannot load for the comparison\n", path->c_str());
-        rc = 1;
-        continue;
-      }
-      if (huge) PrepareWeightsForCpu(**model, BestDotKernels());
-      for (int t : a.threads) {
-        auto c = CompareKernelSets(a, **model, t, first, second);
-        if (!c.ok()) {
-          std::fprintf(stderr, "decode_bench: %s\n", c.status().message().c_str());
-          rc = 1;
-          continue;
-        }
-        std::printf("| %s | %s | %d | %.2f | %.2f | %.3fx |\n", shape.c_str(), dtype.c_str(), t, c->first_tps, c->second_tps, c->speedup);
-        std::fflush(stdout);
-      }
-    }
+    // As kvserve serves: kQ8_0Rows in huge pages (--weights mapped keeps the file's Q8_0 blocks, which the distance does not touch).
+    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, first, second); }) != 0) rc = 1;
   }
   std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());
   return rc;
