@@ -170,6 +170,7 @@ class CpuBackend final : public Backend {
   AlignedVector<float> xs_;
   std::vector<AlignedVector<float>> thread_scratch_;
   std::vector<AlignedVector<float>> thread_part_;  // 2 x T x RowChunk(T) per thread (gate and up)
+  std::vector<std::vector<KvSpan>> thread_spans_;  // a run's KV spans per thread (attention)
   std::vector<int32_t> token_seq_;  // new token -> its sequence index
   // AttentionFast: token t's runs of KV blocks are [run_begin_[t], run_begin_[t + 1]);
   // run_state_ holds split runs' softmax states.
@@ -442,10 +443,11 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
 // heads (SmolLM2 has 3 for 2 threads). Measured against one unit per KV-head group
 // (same process, alternate steps): equal at a 128-token context, up to 16% faster at
 // 1000 tokens. The kernel scores a KV head's query heads together, so each key and
-// value is loaded (and in f16 widened) once per group. SmolLM2, 1 thread, 1000 tokens
-// (decode_bench --phases --kv-dtypes f32,f16): 2.7-3.2 ms a step in f32, 2.0-2.9 in
-// f16; at 128 tokens on 2 threads 0.45-0.49 and 0.35-0.42 ms, where the blocks' DRAM
-// latency rather than their bytes or arithmetic sets the pace.
+// value is loaded (and in f16 widened) once per group, and takes the whole run (one
+// span per block) in one call, so the softmax and the pass over the values happen once
+// per run, not once per block. SmolLM2, f16 KV, attention per decode step
+// (decode_bench --phases, old and new binaries alternated): 0.40-0.55 -> 0.26-0.40 ms
+// at 128 tokens, 1.48-1.76 -> 0.96-1.01 ms at 1000 tokens on 2 threads.
 void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float* q, float* out) {
   const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
@@ -487,39 +489,24 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
       std::fill_n(m, H, -INFINITY);
       std::fill_n(sum, H, 0.0f);
       std::fill_n(o, H * D, 0.0f);
-      for (int64_t blk = b0; blk < b1; ++blk) {
-        const int64_t j0 = std::max(first, blk * bs), j1 = std::min(p + 1, (blk + 1) * bs);
-        if (blk + 1 < b1) {
-          // Ask for the next block while this one is used, even when it is this one's
-          // neighbour: a block's keys and values are read as KV-head pieces of 4 KiB
-          // or so (two interleaved streams) and the hardware prefetcher starts each
-          // piece with a miss. SmolLM2, decode_bench --phases: attention 0.40 -> 0.33 ms
-          // a step at 128 tokens (2 threads), 4.96 -> 3.53 ms at 1000 (1 thread);
-          // TinyLlama unchanged. (f32 KV then. With f16, asking for 2, 4 or 8 blocks
-          // ahead, or for the whole layer's blocks before the Q/K/V products, measured
-          // no better.)
-          const uint8_t* kn = KBlock(layer, table[blk + 1]);
-          const uint8_t* vn = VBlock(layer, table[blk + 1]);
-          for (size_t off = 0; off < block_bytes_; off += 64) {
-            __builtin_prefetch(kn + off);
-            __builtin_prefetch(vn + off);
-          }
+      // The run's first block is asked for here (every KV head's keys); the kernel asks
+      // for each next block's keys and each block's values while it scores.
+      const uint8_t* first_keys = KBlock(layer, table[b0]);
+      for (size_t off = 0; off < block_bytes_; off += 64) __builtin_prefetch(first_keys + off);
+      std::vector<KvSpan>& spans = thread_spans_[tid];
+      spans.resize(b1 - b0);
+      for (int kvh = 0; kvh < KVH; ++kvh) {
+        const size_t head = static_cast<size_t>(kvh) * bs * D;
+        const size_t elem = f16_kv_ ? sizeof(uint16_t) : sizeof(float);
+        for (int64_t blk = b0; blk < b1; ++blk) {
+          const int64_t j0 = std::max(first, blk * bs), j1 = std::min(p + 1, (blk + 1) * bs);
+          // Key j0's column and value row within the KV head's piece of the block.
+          const size_t k_at = head + (j0 - blk * bs), v_at = head + (j0 - blk * bs) * D;
+          spans[blk - b0] = {KBlock(layer, table[blk]) + k_at * elem, VBlock(layer, table[blk]) + v_at * elem, j1 - j0};
         }
-        // Key j0's column and value row within each KV head's piece of the block.
-        const size_t k_at = j0 - blk * bs, v_at = (j0 - blk * bs) * D;
-        for (int kvh = 0; kvh < KVH; ++kvh) {
-          const size_t head = static_cast<size_t>(kvh) * bs * D;
-          const int h = kvh * group;
-          if (f16_kv_) {
-            const auto* k = reinterpret_cast<const uint16_t*>(KBlock(layer, table[blk])) + head + k_at;
-            const auto* v = reinterpret_cast<const uint16_t*>(VBlock(layer, table[blk])) + head + v_at;
-            kernels_.attend_f16(q + (t * H + h) * D, group, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
-          } else {
-            const auto* k = reinterpret_cast<const float*>(KBlock(layer, table[blk])) + head + k_at;
-            const auto* v = reinterpret_cast<const float*>(VBlock(layer, table[blk])) + head + v_at;
-            kernels_.attend(q + (t * H + h) * D, group, k, bs, v, j1 - j0, D, scale, &m[h], &sum[h], o + h * D);
-          }
-        }
+        const int h = kvh * group;
+        if (f16_kv_) kernels_.attend_f16(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, &m[h], &sum[h], o + h * D);
+        else kernels_.attend(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, &m[h], &sum[h], o + h * D);
       }
       if (n_runs == 1) {
         for (int h = 0; h < H; ++h) {
@@ -573,6 +560,7 @@ Status CpuBackend::Forward(const BatchDescriptor& b, std::span<float> logits) {
   thread_scratch_.resize(pool_.num_threads());
   for (auto& s : thread_scratch_) s.resize(std::max<size_t>(s.size(), std::max({max_in_, cfg_.hidden_size, config_.kv.block_size})));
   thread_part_.resize(pool_.num_threads());
+  thread_spans_.resize(pool_.num_threads());
   // Enough for T tokens and for the logits' fewer rows (which may make a decode-sized chunk).
   const size_t part_floats = 2 * std::max(T * RowChunk(T), (kDotTile - 1) * kDecodeRowChunk);
   for (auto& s : thread_part_) s.resize(std::max(s.size(), part_floats));

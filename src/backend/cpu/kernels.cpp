@@ -82,6 +82,15 @@ void AttendF16ByWidening(const float* q, int heads, const uint16_t* k, int64_t k
   }
 }
 
+// DotKernels::attend over spans from a per-stretch attend (the scalar and AVX2 sets).
+template <typename KV, void (*Attend)(const float*, int, const KV*, int64_t, const KV*, int64_t, int64_t, float, float*, float*, float*)>
+void AttendSpans(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale, float* m,
+                 float* sum, float* out) {
+  for (int s = 0; s < num_spans; ++s)
+    Attend(q, heads, static_cast<const KV*>(spans[s].k), k_stride, static_cast<const KV*>(spans[s].v), spans[s].n, d, scale, m, sum,
+           out);
+}
+
 void WidenF16Scalar(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFloat(x[i]);
 }
@@ -443,8 +452,8 @@ const DotKernels kScalar = {DotF32Scalar,
                              DotQ8_0RowsScalar,
                              Q8_0RowsTileScalar,
                              ScaleAxpyScalar,
-                             AttendWithAxpy<ScaleAxpyScalar>,
-                             AttendF16ByWidening<WidenF16Scalar, AttendWithAxpy<ScaleAxpyScalar>>,
+                             AttendSpans<float, AttendWithAxpy<ScaleAxpyScalar>>,
+                             AttendSpans<uint16_t, AttendF16ByWidening<WidenF16Scalar, AttendWithAxpy<ScaleAxpyScalar>>>,
                              ToF16Scalar,
                              SiluMulScalar,
                              "scalar",
@@ -463,8 +472,8 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            DotQ8_0RowsScalar,
                            Q8_0RowsTileScalar,
                            ScaleAxpyAvx2,
-                           AttendWithAxpy<ScaleAxpyAvx2>,
-                           AttendF16ByWidening<WidenF16Avx2, AttendWithAxpy<ScaleAxpyAvx2>>,
+                           AttendSpans<float, AttendWithAxpy<ScaleAxpyAvx2>>,
+                           AttendSpans<uint16_t, AttendF16ByWidening<WidenF16Avx2, AttendWithAxpy<ScaleAxpyAvx2>>>,
                            ToF16Avx2,
                            SiluMulScalar,
                            "avx2",

@@ -15,6 +15,17 @@ namespace kvserve {
 // A float row quantized to Q8 blocks: qs[n], scales[n / 32]. REQUIRES: n % 32 == 0.
 void QuantizeActivationQ8(const float* x, int64_t n, int8_t* qs, float* scales);
 
+// Keys and values of one stretch of a KV block piece, for DotKernels::attend: keys are
+// stored transposed, element i of key j at k[i * k_stride + j] (a KV block keeps its keys
+// dimension-major, so the scores of consecutive keys are one vector FMA per dimension,
+// with no horizontal sums); value j is the row of d at v + j * d. Floats or f16 bits, by
+// the kernel.
+struct KvSpan {
+  const void* k;
+  const void* v;
+  int64_t n;  // keys
+};
+
 struct DotKernels {
   float (*f32)(const float* w, const float* x, int64_t n);
   float (*f16)(const uint16_t* w, const float* x, int64_t n);
@@ -41,22 +52,21 @@ struct DotKernels {
                          int64_t xs_stride, int64_t n, float* out);
   // y = y * scale + a * x (attention's value accumulation with online-softmax rescale).
   void (*scale_axpy)(float scale, float a, const float* x, float* y, int64_t n);
-  // The query heads that share one KV head (a GQA group, `heads` of them) against n
-  // keys and values, each head folded into its own online softmax: with
-  // s_j = scale * q_h.k_j, m[h] is the running max of head h's scores, sum[h] the
-  // running sum of exp(s - m[h]) and out[h * d, (h + 1) * d) the running sum of
-  // exp(s - m[h]) v; both are rescaled when m[h] grows. Start with m = -inf, sum = 0,
-  // out = 0; head h's attention output is its out / sum[h] after the last key. q holds
-  // the heads' rows of d floats one after another. Keys are stored transposed: element
-  // i of key j is k[i * k_stride + j] (a KV block keeps its keys dimension-major, so the
-  // scores of consecutive keys are one vector FMA per dimension, with no horizontal
-  // sums); values are rows of d at v. A group's heads are scored together so each key
-  // and value is loaded (and, in f16, converted) once for all of them.
-  void (*attend)(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
+  // The query heads that share one KV head (a GQA group, `heads` of them) against the
+  // keys and values of `num_spans` spans (KvSpan, in order), each head folded into its
+  // own online softmax: with s_j = scale * q_h.k_j, m[h] is the running max of head h's
+  // scores, sum[h] the running sum of exp(s - m[h]) and out[h * d, (h + 1) * d) the
+  // running sum of exp(s - m[h]) v; both are rescaled when m[h] grows. Start with
+  // m = -inf, sum = 0, out = 0; head h's attention output is its out / sum[h] after the
+  // last key. q holds the heads' rows of d floats one after another. A group's heads are
+  // scored together so each key and value is loaded (and, in f16, converted) once for
+  // all of them; a call takes a run of blocks at once so that a decode step's few keys
+  // per block pay for one softmax pass and one pass over the values, not one per block.
+  void (*attend)(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                  float* m, float* sum, float* out);
   // The same over an f16 KV cache (IEEE half bits), converted as it is read.
-  void (*attend_f16)(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
-                     float scale, float* m, float* sum, float* out);
+  void (*attend_f16)(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
+                     float* m, float* sum, float* out);
   // y[i] = x[i] as f16, rounded to nearest even (FloatToFp16), saturated to +-65504 (NaN
   // stays NaN): the f16 KV cache's writes. A key beyond f16's range (rare, but a model
   // with large activations has them) would otherwise be stored as infinity and turn its

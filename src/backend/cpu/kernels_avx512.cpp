@@ -39,12 +39,14 @@ namespace {
 
 // 16 weights of a float-like type as floats.
 struct F32Load {
+  static constexpr size_t kBytes = sizeof(float);
   KV_AVX512 static __m512 Load(const void* w, int64_t i) { return _mm512_loadu_ps(static_cast<const float*>(w) + i); }
   KV_AVX512 static __m512 LoadMasked(const void* w, int64_t i, __mmask16 m) {
     return _mm512_maskz_loadu_ps(m, static_cast<const float*>(w) + i);
   }
 };
 struct F16Load {
+  static constexpr size_t kBytes = sizeof(uint16_t);
   KV_AVX512 static __m512 Load(const void* w, int64_t i) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(static_cast<const uint16_t*>(w) + i)));
   }
@@ -452,59 +454,123 @@ KV_AVX512 inline __m512 Exp(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// Score chains per head (independent FMA chains cover the FMA latency: about eight in
-// all) and value chunks of 16 per pass, by group size.
-constexpr int ScoreChains(int g) { return g <= 2 ? 4 : g <= 4 ? 2 : 1; }
-constexpr int ValueChunks(int g) { return g <= 2 ? 4 : g <= 4 ? 2 : 1; }
+// Score chains per head and value chunks of 16 per pass, by group size: enough
+// independent FMA chains to cover the FMA latency (a chain per head per chunk), within
+// the 32 vector registers.
+constexpr int ScoreChains(int g) { return g <= 4 ? 4 : 2; }
+constexpr int ValueChunks(int g) { return g <= 4 ? 4 : 2; }
 
-// G query heads sharing a KV head against n keys, 16 keys at a time: every key vector
-// is loaded (and widened from f16) once for the G heads. L: F32Load or F16Load.
+// Keys scored in one pass before their values are summed (a group's scores, up to
+// 8 x 256 floats, stay in L1).
+constexpr int64_t kAttendPassKeys = 256;
+
+// Prefetches the lines of [p, p + bytes) (a stretch of KV the next steps read).
+KV_AVX512 inline void PrefetchRange(const void* p, size_t bytes) {
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  for (uintptr_t line = a & ~uintptr_t{63}; line < a + bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+}
+
+// G query heads sharing a KV head against the keys of `spans`, up to kAttendPassKeys at
+// a time in three passes: every score (16 keys per vector, each key vector loaded and
+// widened once for the G heads), then one max, exponential and sum per head, then the
+// values with the G heads' accumulators held in registers across all the keys. A
+// decode step has one 16-key vector per block; folding the softmax and the values per
+// block instead (as the kernel did until 2026-12-05) put a horizontal max, a branch and
+// a load and store of every accumulator in each block, and the pass over the values
+// ran one short dependency chain per block: SmolLM2's attention spent ~10 us a layer
+// at a 128-token context on arithmetic that needs ~3. L: F32Load or F16Load.
 template <typename L, int G>
-KV_AVX512 void AttendGroup(const float* q, const void* k, int64_t k_stride, const void* v, int64_t n, int64_t d, float scale,
-                           float* m, float* sum, float* out) {
+KV_AVX512 void AttendGroup(const float* q, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale, float* m,
+                           float* sum, float* out) {
   constexpr int C = ScoreChains(G), P = ValueChunks(G);
-  alignas(64) float e[G][16];
-  for (int64_t j0 = 0; j0 < n; j0 += 16) {
-    const int cnt = static_cast<int>(std::min<int64_t>(16, n - j0));
-    const __mmask16 live = TailMask(cnt);
-    // Scores.
-    __m512 acc[G][C];
-    #pragma GCC unroll 8
-    for (int g = 0; g < G; ++g)
-      #pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) acc[g][c] = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + C <= d; i += C)
-      #pragma GCC unroll 8
-      for (int c = 0; c < C; ++c) {
-        const __m512 kv = L::LoadMasked(k, (i + c) * k_stride + j0, live);
-        #pragma GCC unroll 8
-        for (int g = 0; g < G; ++g) acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i + c]), kv, acc[g][c]);
+  constexpr size_t kElem = L::kBytes;
+  alignas(64) float e[G][kAttendPassKeys];
+  KvSpan pieces[kAttendPassKeys];  // this pass's stretches, each at least one key
+  int s = 0;
+  int64_t s_at = 0;  // the next key: span s, key s_at within it
+  while (s < num_spans) {
+    int np = 0;
+    int64_t total = 0;
+    while (s < num_spans && total < kAttendPassKeys) {
+      const KvSpan& sp = spans[s];
+      const int64_t take = std::min(sp.n - s_at, kAttendPassKeys - total);
+      if (take > 0) {
+        pieces[np++] = {static_cast<const uint8_t*>(sp.k) + s_at * kElem, static_cast<const uint8_t*>(sp.v) + s_at * d * kElem, take};
+        total += take;
+        s_at += take;
       }
-    for (; i < d; ++i) {
-      const __m512 kv = L::LoadMasked(k, i * k_stride + j0, live);
-      #pragma GCC unroll 8
-      for (int g = 0; g < G; ++g) acc[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i]), kv, acc[g][0]);
+      if (s_at >= sp.n) {
+        ++s;
+        s_at = 0;
+      }
     }
-    // Online softmax per head: one rescale if the max grew, 16 exponentials in one go.
+    if (total == 0) break;
+
+    // Scores, scaled; lanes past a stretch's end are -inf in the running maxima and not stored.
+    __m512 vmax[G];
+    #pragma GCC unroll 8
+    for (int g = 0; g < G; ++g) vmax[g] = _mm512_set1_ps(-INFINITY);
+    int64_t pos = 0;
+    for (int pi = 0; pi < np; ++pi) {
+      const KvSpan& pc = pieces[pi];
+      // The next stretch's keys and this one's values are read after these scores.
+      if (pi + 1 < np) PrefetchRange(pieces[pi + 1].k, ((d - 1) * k_stride + pieces[pi + 1].n) * kElem);
+      PrefetchRange(pc.v, pc.n * d * kElem);
+      for (int64_t j0 = 0; j0 < pc.n; j0 += 16) {
+        const __mmask16 live = TailMask(std::min<int64_t>(16, pc.n - j0));
+        __m512 acc[G][C];
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g)
+          #pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) acc[g][c] = _mm512_setzero_ps();
+        int64_t i = 0;
+        for (; i + C <= d; i += C)
+          #pragma GCC unroll 8
+          for (int c = 0; c < C; ++c) {
+            const __m512 kv = L::LoadMasked(pc.k, (i + c) * k_stride + j0, live);
+            #pragma GCC unroll 8
+            for (int g = 0; g < G; ++g) acc[g][c] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i + c]), kv, acc[g][c]);
+          }
+        for (; i < d; ++i) {
+          const __m512 kv = L::LoadMasked(pc.k, i * k_stride + j0, live);
+          #pragma GCC unroll 8
+          for (int g = 0; g < G; ++g) acc[g][0] = _mm512_fmadd_ps(_mm512_set1_ps(q[g * d + i]), kv, acc[g][0]);
+        }
+        #pragma GCC unroll 8
+        for (int g = 0; g < G; ++g) {
+          __m512 sc = acc[g][0];
+          #pragma GCC unroll 8
+          for (int c = 1; c < C; ++c) sc = _mm512_add_ps(sc, acc[g][c]);
+          sc = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, sc, _mm512_set1_ps(scale));
+          vmax[g] = _mm512_max_ps(vmax[g], sc);
+          _mm512_mask_storeu_ps(&e[g][pos + j0], live, sc);
+        }
+      }
+      pos += pc.n;
+    }
+
+    // Softmax: one rescale per head if its max grew, then the exponentials and their sum.
     #pragma GCC unroll 8
     for (int g = 0; g < G; ++g) {
-      __m512 s = acc[g][0];
-      #pragma GCC unroll 8
-      for (int c = 1; c < C; ++c) s = _mm512_add_ps(s, acc[g][c]);
-      s = _mm512_mask_mul_ps(_mm512_set1_ps(-INFINITY), live, s, _mm512_set1_ps(scale));
-      const float bm = std::max(m[g], _mm512_reduce_max_ps(s));
+      const float bm = std::max(m[g], _mm512_reduce_max_ps(vmax[g]));
       if (bm > m[g]) {
         const float r = std::exp(m[g] - bm);  // 0 before the first key
         sum[g] *= r;
         ScaleAxpy(r, 0.0f, out + g * d, out + g * d, d);  // out *= r
         m[g] = bm;
       }
-      const __m512 ev = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(s, _mm512_set1_ps(m[g]))));
-      sum[g] += _mm512_reduce_add_ps(ev);
-      _mm512_store_ps(e[g], ev);
+      const __m512 mv = _mm512_set1_ps(m[g]);
+      __m512 vs = _mm512_setzero_ps();
+      for (int64_t p0 = 0; p0 < total; p0 += 16) {
+        const __mmask16 live = TailMask(std::min<int64_t>(16, total - p0));
+        const __m512 ev = _mm512_maskz_mov_ps(live, Exp(_mm512_sub_ps(_mm512_maskz_loadu_ps(live, &e[g][p0]), mv)));
+        vs = _mm512_add_ps(vs, ev);
+        _mm512_mask_storeu_ps(&e[g][p0], live, ev);
+      }
+      sum[g] += _mm512_reduce_add_ps(vs);
     }
-    // Values: P chunks of 16 dimensions for the G heads stay in registers across the keys.
+
+    // Values: P chunks of 16 dimensions for the G heads in registers across the pass's keys.
     for (int64_t c0 = 0; c0 < d; c0 += 16 * P) {
       __mmask16 dm[P];
       __m512 o[G][P];
@@ -515,13 +581,18 @@ KV_AVX512 void AttendGroup(const float* q, const void* k, int64_t k_stride, cons
         #pragma GCC unroll 8
         for (int g = 0; g < G; ++g) o[g][p] = _mm512_maskz_loadu_ps(dm[p], out + g * d + c0 + 16 * p);
       }
-      for (int j = 0; j < cnt; ++j)
-        #pragma GCC unroll 8
-        for (int p = 0; p < P; ++p) {
-          const __m512 vv = L::LoadMasked(v, (j0 + j) * d + c0 + 16 * p, dm[p]);
+      pos = 0;
+      for (int pi = 0; pi < np; ++pi) {
+        const KvSpan& pc = pieces[pi];
+        for (int64_t j = 0; j < pc.n; ++j)
           #pragma GCC unroll 8
-          for (int g = 0; g < G; ++g) o[g][p] = _mm512_fmadd_ps(_mm512_set1_ps(e[g][j]), vv, o[g][p]);
-        }
+          for (int p = 0; p < P; ++p) {
+            const __m512 vv = L::LoadMasked(pc.v, j * d + c0 + 16 * p, dm[p]);
+            #pragma GCC unroll 8
+            for (int g = 0; g < G; ++g) o[g][p] = _mm512_fmadd_ps(_mm512_set1_ps(e[g][pos + j]), vv, o[g][p]);
+          }
+        pos += pc.n;
+      }
       #pragma GCC unroll 8
       for (int p = 0; p < P; ++p)
         #pragma GCC unroll 8
@@ -532,32 +603,32 @@ KV_AVX512 void AttendGroup(const float* q, const void* k, int64_t k_stride, cons
 
 // Groups of up to eight heads at a time (Llama-3-8B, Mistral: 4; TinyLlama, Llama-3-70B:
 // 8; Qwen2.5: 7; SmolLM2-135M: 3).
-template <typename L, typename KV>
-KV_AVX512 void AttendHeads(const float* q, int heads, const KV* k, int64_t k_stride, const KV* v, int64_t n, int64_t d, float scale,
+template <typename L>
+KV_AVX512 void AttendHeads(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                            float* m, float* sum, float* out) {
   for (int h0 = 0; h0 < heads; h0 += 8) {
     const float* qg = q + h0 * d;
     float* og = out + h0 * d;
     switch (std::min(8, heads - h0)) {
-      case 1: AttendGroup<L, 1>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 2: AttendGroup<L, 2>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 3: AttendGroup<L, 3>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 4: AttendGroup<L, 4>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 5: AttendGroup<L, 5>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 6: AttendGroup<L, 6>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      case 7: AttendGroup<L, 7>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
-      default: AttendGroup<L, 8>(qg, k, k_stride, v, n, d, scale, m + h0, sum + h0, og); break;
+      case 1: AttendGroup<L, 1>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 2: AttendGroup<L, 2>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 3: AttendGroup<L, 3>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 4: AttendGroup<L, 4>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 5: AttendGroup<L, 5>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 6: AttendGroup<L, 6>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 7: AttendGroup<L, 7>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      default: AttendGroup<L, 8>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
     }
   }
 }
 
-KV_AVX512 void Attend(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d, float scale,
+KV_AVX512 void Attend(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                       float* m, float* sum, float* out) {
-  AttendHeads<F32Load>(q, heads, k, k_stride, v, n, d, scale, m, sum, out);
+  AttendHeads<F32Load>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
 }
-KV_AVX512 void AttendF16(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
-                         float scale, float* m, float* sum, float* out) {
-  AttendHeads<F16Load>(q, heads, k, k_stride, v, n, d, scale, m, sum, out);
+KV_AVX512 void AttendF16(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
+                         float* m, float* sum, float* out) {
+  AttendHeads<F16Load>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
 }
 
 // Saturated to +-65504 as DotKernels::to_f16 says; min/max return their second operand
