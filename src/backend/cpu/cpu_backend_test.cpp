@@ -256,44 +256,61 @@ TEST(CpuBackendProfile, CountsPassesAndPhasesWithoutChangingLogits) {
 
 // The fast path splits attention by KV-head group and then by thread count, and
 // walks a sliding window from a position inside a block: the logits must match the
-// reference path's for every split (stories260K: 8 query heads over 4 KV heads).
+// reference path's for every split (stories260K: 8 query heads over 4 KV heads). Short
+// contexts (13 tokens) give a decode step one run of blocks per thread; the long one
+// (decode steps after 136 tokens, 35 blocks) two per thread on 2 threads, whose
+// softmax states are merged.
 TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
   auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   Model& model = **loaded;
-  const std::vector<int32_t> table = {7, 2, 5, 0, 3};
-  auto run = [&](CpuBackendConfig::Precision precision, int threads, KvCacheDType kv) {
+  std::vector<int32_t> long_prompt;
+  while (long_prompt.size() < 138) long_prompt.insert(long_prompt.end(), kPrompt.begin() + 1, kPrompt.end());
+  long_prompt[0] = 1;
+  std::vector<int32_t> long_table(40);
+  for (int i = 0; i < 40; ++i) long_table[i] = (i * 17 + 3) % 40;  // scattered, as a pool hands them out
+  struct Case {
+    const std::vector<int32_t>* tokens;
+    std::vector<int> chunks;
+    std::vector<int32_t> table;
+  };
+  // Chunks of 6, 1 and 6 tokens: prefill, a decode step and a prefill over 13 tokens;
+  // then a 136-token prefill and two decode steps.
+  const std::vector<Case> cases = {{&kPrompt, {6, 1, 6}, {7, 2, 5, 0, 3}}, {&long_prompt, {136, 1, 1}, long_table}};
+  auto run = [&](const Case& cs, CpuBackendConfig::Precision precision, int threads, KvCacheDType kv) {
     CpuBackendConfig c;
     c.kv.dtype = kv;
-    c.kv.num_blocks = 8;
+    c.kv.num_blocks = 40;
     c.kv.block_size = 4;
     c.num_threads = threads;
     c.precision = precision;
     auto backend = CreateCpuBackend(model, c);
     EXPECT_TRUE(backend.ok());
-    // Chunks of 6, 1 and 6 tokens: prefill, a decode step and a prefill over 13 tokens.
-    std::vector<float> logits(3 * model.config.vocab_size), all;
+    std::vector<float> logits(2 * model.config.vocab_size), all;
     int ctx = 0;
-    for (int n : {6, 1, 6}) {
-      EXPECT_TRUE((*backend)->Forward(ChunkBatch(kPrompt, ctx, n, table, {0, n - 1}), logits).ok());
-      all.insert(all.end(), logits.begin(), logits.begin() + 2 * model.config.vocab_size);
+    for (int n : cs.chunks) {
+      const std::vector<int32_t> rows = n == 1 ? std::vector<int32_t>{0} : std::vector<int32_t>{0, n - 1};
+      EXPECT_TRUE((*backend)->Forward(ChunkBatch(*cs.tokens, ctx, n, cs.table, rows), logits).ok());
+      all.insert(all.end(), logits.begin(), logits.begin() + rows.size() * model.config.vocab_size);
       ctx += n;
     }
     return all;
   };
   // In f16 both paths read the same rounded keys and values.
-  for (KvCacheDType kv : {KvCacheDType::kF32, KvCacheDType::kF16})
-    for (int window : {0, 5}) {
-      model.config.sliding_window = window;
-      const std::vector<float> want = run(CpuBackendConfig::Precision::kReference, 1, kv);
-      for (int threads : {1, 2, 3, 5}) {
-        const std::vector<float> got = run(CpuBackendConfig::Precision::kFast, threads, kv);
-        ASSERT_EQ(got.size(), want.size());
-        double worst = 0;
-        for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
-        EXPECT_LT(worst, 1e-4) << "window " << window << ", " << threads << " threads, " << KvCacheDTypeName(kv) << " KV";
+  for (const Case& cs : cases)
+    for (KvCacheDType kv : {KvCacheDType::kF32, KvCacheDType::kF16})
+      for (int window : {0, 5}) {
+        model.config.sliding_window = window;
+        const std::vector<float> want = run(cs, CpuBackendConfig::Precision::kReference, 1, kv);
+        for (int threads : {1, 2, 3, 5}) {
+          const std::vector<float> got = run(cs, CpuBackendConfig::Precision::kFast, threads, kv);
+          ASSERT_EQ(got.size(), want.size());
+          double worst = 0;
+          for (size_t i = 0; i < got.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(got[i]) - want[i]));
+          EXPECT_LT(worst, 1e-4) << cs.tokens->size() << "-token case, window " << window << ", " << threads << " threads, "
+                                 << KvCacheDTypeName(kv) << " KV";
+        }
       }
-    }
 }
 
 // An f16 cache holds half the bytes of an f32 one; the dtypes it has no kernels for are
