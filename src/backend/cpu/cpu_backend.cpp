@@ -502,9 +502,9 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
       for (size_t off = 0; off < block_bytes_; off += 64) __builtin_prefetch(first_keys + off);
       std::vector<KvSpan>& spans = thread_spans_[tid];
       spans.resize(b1 - b0);
+      const size_t elem = block_bytes_ / block_elems_;
       for (int kvh = 0; kvh < KVH; ++kvh) {
         const size_t head = static_cast<size_t>(kvh) * bs * D;
-        const size_t elem = f16_kv_ ? sizeof(uint16_t) : sizeof(float);
         for (int64_t blk = b0; blk < b1; ++blk) {
           const int64_t j0 = std::max(first, blk * bs), j1 = std::min(p + 1, (blk + 1) * bs);
           // Key j0's column and value row within the KV head's piece of the block.

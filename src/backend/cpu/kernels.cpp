@@ -29,9 +29,10 @@ void QuantizeActivationQ8Scalar(const float* x, int64_t n, int8_t* qs, float* sc
 }
 
 namespace {
-// DotKernels::attend from a kernel set's own scale_axpy (the scalar and AVX2 sets; the
-// AVX-512 set has a fused one), head by head: a chunk's scores are one axpy per
-// dimension over the transposed keys, then one rescale of the accumulator if the max grew.
+// One stretch of DotKernels::attend (AttendSpans below walks the spans) from a kernel
+// set's own scale_axpy (the scalar and AVX2 sets; the AVX-512 set has its own kernel),
+// head by head: a chunk's scores are one axpy per dimension over the transposed keys,
+// then one rescale of the accumulator if the max grew.
 template <void (*Axpy)(float, float, const float*, float*, int64_t)>
 void AttendWithAxpy(const float* q, int heads, const float* k, int64_t k_stride, const float* v, int64_t n, int64_t d,
                     float scale, float* m, float* sum, float* out) {
@@ -64,8 +65,8 @@ void AttendWithAxpy(const float* q, int heads, const float* k, int64_t k_stride,
   }
 }
 
-// DotKernels::attend_f16 from a set's float attend: the keys and values are widened
-// a piece at a time into stack buffers (32 KiB each) and attended as floats.
+// One stretch of DotKernels::attend_f16 from a set's float one: the keys and values are
+// widened a piece at a time into stack buffers (32 KiB each) and attended as floats.
 template <void (*Widen)(const uint16_t*, float*, int64_t),
           void (*Attend)(const float*, int, const float*, int64_t, const float*, int64_t, int64_t, float, float*, float*, float*)>
 void AttendF16ByWidening(const float* q, int heads, const uint16_t* k, int64_t k_stride, const uint16_t* v, int64_t n, int64_t d,
