@@ -11,7 +11,7 @@
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
 //                     [--file-layout] [--kv-dtypes f16,f32] [--compare-kv-dtypes]
-//                     [--compare-row-prefetch 3/3,4/6]
+//                     [--compare-row-prefetch 3/3,4/6] [--compare-short-rows]
 //
 // Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0
 // matrices as kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the
@@ -26,6 +26,10 @@
 // sets whose kQ8_0Rows kernel prefetches A (C) chunks ahead on rows of 1,024+ values and
 // B (D) on shorter ones (RowPrefetchVariant in backend/cpu/kernels.h), over the same
 // prepared weights; the speed-up is the first's step time over the second's.
+//
+// --compare-short-rows: decode steps alternated between the AVX-512 kernel set as it
+// is (kQ8_0Rows rows shorter than 1,024 values four at a time) and a copy that takes
+// them one at a time (ShortRowsOneAtATime in backend/cpu/kernels.h).
 //
 // --phases: after each row, where the timed decode steps spent their wall time, phase by
 // phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
@@ -85,6 +89,7 @@ struct Args {
   WeightMemory weights = WeightMemory::kHugePages;
   bool compare_weight_memory = false;
   bool compare_kv_dtypes = false;
+  bool compare_short_rows = false;
   std::vector<std::pair<int, int>> row_prefetch;  // --compare-row-prefetch: two (long, short) distances
   bool phases = false;
   bool file_layout = false;
@@ -435,6 +440,13 @@ int Main(int argc, char** argv) {
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
     else if (k == "--compare-kv-dtypes") a.compare_kv_dtypes = true;
+    else if (k == "--compare-short-rows") {
+      if (ShortRowsOneAtATime() == nullptr) {
+        std::fprintf(stderr, "decode_bench: --compare-short-rows needs AVX-512 VNNI\n");
+        return 2;
+      }
+      a.compare_short_rows = true;
+    }
     else if (k == "--compare-row-prefetch") {
       for (const std::string& item : Split(val(), ',')) {
         int l = 0, sh = 0;
@@ -598,6 +610,13 @@ int Main(int argc, char** argv) {
     std::printf("|---|---|---:|---:|---:|---:|\n");
     // As kvserve serves: kQ8_0Rows in huge pages (--weights mapped keeps the file's Q8_0 blocks, which the distance does not touch).
     if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, first, second); }) != 0) rc = 1;
+  }
+  if (a.compare_short_rows) {
+    std::printf("\n## kQ8_0Rows rows under 1,024 values: one at a time vs four at a time (decode steps interleaved after a %d-token context, %d pairs)\n\n",
+                a.context, 2 * a.decode_steps);
+    std::printf("| model | dtype | threads | one at a time tok/s (median) | four at a time tok/s (median) | speed-up of four at a time (paired median) |\n");
+    std::printf("|---|---|---:|---:|---:|---:|\n");
+    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *ShortRowsOneAtATime(), BestDotKernels()); }) != 0) rc = 1;
   }
   std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());
   return rc;

@@ -490,6 +490,8 @@ std::vector<const DotKernels*> RowPrefetchVariants() {
   return all;
 }
 
+const DotKernels* ShortRowsOneAtATime() { return Avx512ShortRowsOneAtATime(); }
+
 const DotKernels* RowPrefetchVariant(int long_chunks, int short_chunks) {
   const std::string name = fmt::format("prefetch {}/{} chunks", long_chunks, short_chunks);
   for (const DotKernels& k : Avx512RowPrefetchVariants())

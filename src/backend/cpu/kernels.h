@@ -100,6 +100,10 @@ std::vector<const DotKernels*> AvailableDotKernels();
 // steps (decode_bench --compare-row-prefetch); every variant computes the same products.
 const DotKernels* RowPrefetchVariant(int long_chunks, int short_chunks);
 std::vector<const DotKernels*> RowPrefetchVariants();
+// A copy of the AVX-512 set whose kQ8_0Rows decode kernel takes rows shorter than a
+// chunk one at a time, as the rows of a chunk or more, instead of four at a time
+// (nullptr without AVX-512 VNNI). For decode_bench --compare-short-rows; the same products.
+const DotKernels* ShortRowsOneAtATime();
 
 // Whether weights of this dtype take Q8 activations.
 inline bool UsesQ8Activations(DType t) { return t == DType::kQ8_0 || t == DType::kQ4_0 || t == DType::kQ8_0Rows; }

@@ -364,19 +364,108 @@ KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3]))) - HSum256(corr);
 }
 
+// Short rows (fewer than a chunk's 32 blocks: one part-chunk, nb scales then nb x 32
+// values; SmolLM2's 576-value rows, Qwen2.5-0.5B's 896) kShortRowGroup rows at a time.
+// One row at a time, such a row's fixed costs (the offset correction and its two
+// horizontal sums, a masked tail, the call) weigh on ~600 bytes of weights: from
+// memory 84% of a plain read against 97% for rows of 1,536 (`matvec_bench --shapes
+// 3072x576,576x1536`). Here the activation's share of each block pair is worked out
+// once per call: its bytes and VPDPBUSD's starting value, -128 x the sum of each
+// lane's four bytes, which cancels the unsigned offset of w ^ 0x80 exactly in int32,
+// so a row needs no correction; the group's rows share each activation load, and
+// their four sums come out of one transposing reduction.
+constexpr int kShortRowGroup = 4;
+
+struct ShortRowActivation {
+  __m512i bytes[kQ8_0RowsChunkBlocks / 2];
+  __m512i start[kQ8_0RowsChunkBlocks / 2];
+};
+
+KV_AVX512 inline void PrepareShortRowActivation(const int8_t* xq, int64_t nb, ShortRowActivation* a) {
+  for (int64_t b = 0; b < nb; b += 2) {
+    const __m512i xv = ActivationBytes(xq, b, b + 1 < nb);
+    a->bytes[b / 2] = xv;
+    a->start[b / 2] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(static_cast<char>(0x80)), xv));
+  }
+}
+
+// Blocks [b, b + count) of R rows, count 1..8 (kFull: 8, no masks).
+template <int R, bool kFull>
+KV_AVX512 inline void ShortRowsBlocks(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs,
+                                      int64_t b, int count, __m512 (*acc)[2]) {
+  const __mmask8 live = kFull ? __mmask8{0xFF} : static_cast<__mmask8>((1u << count) - 1);
+  const __m256 dx = kFull ? _mm256_loadu_ps(xs + b) : _mm256_maskz_loadu_ps(live, xs + b);
+  __m512 d[R];
+  for (int r = 0; r < R; ++r) {
+    const uint8_t* scales = row0 + r * row_bytes + 2 * b;
+    const __m128i bits = kFull ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales)) : _mm_maskz_loadu_epi16(live, scales);
+    d[r] = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(bits), dx));  // blocks past count: 0
+  }
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  for (int p = 0; p < 4; ++p) {
+    if (!kFull && 2 * p >= count) break;
+    const int64_t pair = b / 2 + p;
+    const __mmask64 bytes = kFull || 2 * p + 1 < count ? ~__mmask64{0} : __mmask64{0xFFFFFFFF};
+    const __m512i lanes = _mm512_set_epi32(2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1, 2 * p + 1,
+                                           2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p, 2 * p);
+    for (int r = 0; r < R; ++r) {
+      const int8_t* wp = reinterpret_cast<const int8_t*>(row0 + r * row_bytes + 2 * nb) + (b + 2 * p) * 32;
+      const __m512i wv = kFull ? _mm512_loadu_si512(wp) : _mm512_maskz_loadu_epi8(bytes, wp);
+      const __m512i sum = _mm512_dpbusd_epi32(a.start[pair], _mm512_xor_si512(wv, flip), a.bytes[pair]);
+      acc[r][p & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_permutexvar_ps(lanes, d[r]), acc[r][p & 1]);
+    }
+  }
+}
+
+// y[0..R) for R rows from row0 on. REQUIRES: nb < kQ8_0RowsChunkBlocks.
+template <int R, size_t kAhead>
+KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs, float* y) {
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
+  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  __m512 acc[R][2];
+  for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 8 <= nb; b += 8) ShortRowsBlocks<R, true>(row0, row_bytes, nb, a, xs, b, 8, acc);
+  if (b < nb) ShortRowsBlocks<R, false>(row0, row_bytes, nb, a, xs, b, static_cast<int>(nb - b), acc);
+  if constexpr (R == 4) {
+    // Rows 0 and 1 (2 and 3) folded to 8 lanes each, side by side; then to 4 lanes each,
+    // one row per 128-bit quarter; then each quarter's sum into its first lane.
+    __m512 s[4];
+    for (int r = 0; r < 4; ++r) s[r] = _mm512_add_ps(acc[r][0], acc[r][1]);
+    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x44), _mm512_shuffle_f32x4(s[0], s[1], 0xEE));
+    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x44), _mm512_shuffle_f32x4(s[2], s[3], 0xEE));
+    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xDD));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
+    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));
+    const __m512i firsts = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+    _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, q)));
+  } else {
+    for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
+  }
+}
+
 // kAhead: the prefetch distance for rows of a chunk or more, kShortAhead for shorter
-// ones (rows of a part-chunk only).
-template <size_t kAhead, size_t kShortAhead>
+// ones (rows of a part-chunk only). kGroupShortRows: shorter rows kShortRowGroup at a
+// time (false: one at a time, as long rows; kept for decode_bench --compare-short-rows).
+template <size_t kAhead, size_t kShortAhead, bool kGroupShortRows = true>
 KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
-  alignas(64) float c[kMaxRowBlocks];
-  OffsetShares(xq, xs, nb, c);
   const auto* base = static_cast<const uint8_t*>(w);
-  if (nb < kQ8_0RowsChunkBlocks) {
-    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
+  if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
+    ShortRowActivation a;
+    PrepareShortRowActivation(xq, nb, &a);
+    int64_t r = 0;
+    for (; r + kShortRowGroup <= rows; r += kShortRowGroup) ShortRows<kShortRowGroup, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
+    for (; r < rows; ++r) ShortRows<1, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
   } else {
-    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
+    alignas(64) float c[kMaxRowBlocks];
+    OffsetShares(xq, xs, nb, c);
+    if (nb < kQ8_0RowsChunkBlocks) {
+      for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
+    } else {
+      for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
+    }
   }
 }
 
@@ -720,6 +809,16 @@ void AddRowPrefetchVariants(std::vector<DotKernels>* out) {
   (out->push_back(RowPrefetchVariant<kLong, kShort>()), ...);
 }
 }  // namespace
+
+const DotKernels* Avx512ShortRowsOneAtATime() {
+  static const DotKernels k = [] {
+    DotKernels v = kAvx512;
+    v.q8_0_rows = DotQ8_0Rows<kRowPrefetchAhead, kShortRowPrefetchAhead, false>;
+    v.name = "avx512-vnni, kQ8_0Rows short rows one at a time";
+    return v;
+  }();
+  return Avx512DotKernels() ? &k : nullptr;
+}
 
 const std::vector<DotKernels>& Avx512RowPrefetchVariants() {
   static const std::vector<DotKernels> all = [] {

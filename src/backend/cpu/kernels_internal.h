@@ -15,6 +15,8 @@ constexpr float kF16Max = 65504.0f;
 const DotKernels* Avx512DotKernels();
 // RowPrefetchVariants' sets (empty without AVX-512).
 const std::vector<DotKernels>& Avx512RowPrefetchVariants();
+// ShortRowsOneAtATime's set (nullptr without AVX-512).
+const DotKernels* Avx512ShortRowsOneAtATime();
 
 // QuantizeActivationQ8 in AVX-512 (nullptr without it) and in portable code; both give
 // identical bytes and scales.

@@ -117,6 +117,7 @@ TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
       }
       std::vector<const DotKernels*> sets = AvailableDotKernels();
       for (const DotKernels* k : RowPrefetchVariants()) sets.push_back(k);
+      if (ShortRowsOneAtATime() != nullptr) sets.push_back(ShortRowsOneAtATime());
       for (const DotKernels* k : sets) {
         std::vector<float> y(rows);
         k->q8_0_rows(split, rb, rows, xq.data(), xs.data(), n, y.data());
