@@ -82,6 +82,7 @@ class CpuBackend final : public Backend {
   void ReadBlock(int32_t block, void* dst) const override;
   void WriteBlock(int32_t block, const void* src) override;
   const KvCacheConfig& kv_config() const override { return config_.kv; }
+  void WakeThreads() override { pool_.Wake(); }
   std::string name() const override {
     return std::string("cpu-") + (config_.precision == Precision::kFast ? kernels_.name : "reference") + (f16_kv_ ? "-kv-f16" : "");
   }

@@ -447,11 +447,20 @@ KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t n
 // kAhead: the prefetch distance for rows of a chunk or more, kShortAhead for shorter
 // ones (rows of a part-chunk only). kGroupShortRows: shorter rows kShortRowGroup at a
 // time (false: one at a time, as long rows; kept for decode_bench --compare-short-rows).
+// The rows' first kAhead (kShortAhead) bytes, which no lookahead covers, are asked for
+// at once on entry: a thread's first call in a decode product starts on cold lines
+// (decode steps 1.004-1.044x faster, SmolLM2 and TinyLlama q8_0 at 1 and 2 threads, two
+// alternations in one process against a copy without it).
 template <size_t kAhead, size_t kShortAhead, bool kGroupShortRows = true>
 KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
   const auto* base = static_cast<const uint8_t*>(w);
+  {
+    const size_t head = std::min(rows * row_bytes, nb < kQ8_0RowsChunkBlocks ? kShortAhead : kAhead);
+    const uintptr_t a = reinterpret_cast<uintptr_t>(base);
+    for (uintptr_t line = a & ~uintptr_t{63}; line < a + head; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  }
   if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
     ShortRowActivation a;
     PrepareShortRowActivation(xq, nb, &a);

@@ -120,6 +120,11 @@ void ThreadPool::RunShare(int index) {
   }
 }
 
+void ThreadPool::Wake() {
+  // A fixed split of num_threads_ items gives every thread one.
+  ParallelFor(num_threads_, [](int64_t, int64_t, int) {}, 1);
+}
+
 void ThreadPool::ParallelFor(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn, int64_t grain) {
   Options o;
   o.grain = grain;

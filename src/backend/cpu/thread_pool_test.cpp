@@ -98,14 +98,16 @@ TEST(ThreadPool, BackToBackJobsSeeTheirOwnFunction) {
   }
 }
 
-// Random pauses between jobs put the workers in every state when a job is posted
-// (spinning, asleep on the futex, waking): every index is still covered once.
+// Random pauses between jobs (and wake-ups after some) put the workers in every state
+// when a job is posted (spinning, asleep on the futex, waking): every index is still
+// covered once.
 TEST(ThreadPool, JobsCoverEveryIndexOnceWhetherWorkersAreAwakeOrAsleep) {
   std::mt19937 rng(21);
   for (int threads : {2, 3}) {
     ThreadPool pool(threads);
     for (int round = 0; round < 300; ++round) {
       if (rng() % 3 == 0) std::this_thread::sleep_for(std::chrono::microseconds(rng() % 2000));
+      if (rng() % 5 == 0) pool.Wake();
       const int64_t n = std::uniform_int_distribution<int64_t>(1, 3000)(rng);
       ThreadPool::Options o;
       o.grain = std::uniform_int_distribution<int64_t>(1, 40)(rng);
