@@ -4,8 +4,10 @@
 // far larger than the caches); (2) for synthetic models of real shapes (generated into
 // a cache dir with the synth tool if missing), decode tokens/s of one sequence after a
 // prefilled context and prefill tokens/s of one prompt, at 1 and 2 threads. Decode
-// reads every weight once per token, so (weight bytes per token) x tokens/s over the
-// measured bandwidth is the fraction of the bandwidth limit achieved.
+// reads every weight and the sequence's KV cache once per token, so the time to read
+// that many bytes (measured beside each step) over the step's time is the fraction of
+// the bandwidth limit achieved: paired (each step followed by a read) and in steady
+// state (runs of steps in a row against runs of reads in a row).
 //
 // Usage: decode_bench [--cache-dir DIR] [--models a:q8_0,b:f16] [--threads 1,2]
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
@@ -147,6 +149,15 @@ double WeightBytesPerToken(const Model& m) {
   return bytes;
 }
 
+// Bytes of KV cache one decode step reads at the middle of the paired steps' contexts
+// (each key and value of every layer's KV heads once: attention reads them whole).
+// They count toward the step's limit as the weights do; at a 128-token context they are
+// 2-3% of SmolLM2-135M's weights and 0.3% of TinyLlama's, at 1,000 tokens 16% / 2%.
+double KvBytesPerStep(const Args& a, const Model& m, KvCacheDType kv) {
+  const double tokens = a.context + 2 + 1.5 * a.decode_steps;
+  return static_cast<double>(KvBlockBytes(m.config, 1, kv)) * tokens;
+}
+
 StatusOr<std::string> EnsureModel(const Args& a, const std::string& shape, const std::string& dtype) {
   const std::string path = (fs::path(a.cache_dir) / fmt::format("{}-{}.gguf", shape, dtype)).string();
   if (fs::exists(path)) return path;
@@ -166,15 +177,18 @@ StatusOr<std::string> EnsureModel(const Args& a, const std::string& shape, const
 struct RunResult {
   Rate decode_tps;
   double decode_median_tps = 0;  // 1 / median step time
-  double read_limit_tps = 0;     // 1 / median time to read the weight bytes once
+  double read_limit_tps = 0;     // 1 / median time to read the step's bytes (weights and KV) once
   double paired_fraction = 0;    // median over steps of (read time / step time)
+  double steady_fraction = 0;    // median over runs of (median read / median step), each side in a row
   Rate prefill_tps;
   CpuForwardProfile phases;  // of the timed steps in a row (with --phases)
 };
 
-// The weight bytes each profile phase reads per decode step (0: none to speak of).
-std::vector<double> PhaseWeightBytes(const Model& m) {
+// The bytes each profile phase reads per decode step from memory (0: none to speak of):
+// weights, and attention's KV.
+std::vector<double> PhaseBytes(const Model& m, double kv_bytes) {
   std::vector<double> bytes(CpuForwardProfile::kNumPhases, 0.0);
+  bytes[CpuForwardProfile::kAttention] = kv_bytes;
   for (const LayerWeights& l : m.weights.layers) {
     bytes[CpuForwardProfile::kQkv] += static_cast<double>(l.wq.nbytes + l.wk.nbytes + l.wv.nbytes);
     bytes[CpuForwardProfile::kAttentionOut] += static_cast<double>(l.wo.nbytes);
@@ -185,14 +199,14 @@ std::vector<double> PhaseWeightBytes(const Model& m) {
   return bytes;
 }
 
-void PrintPhases(const RunResult& r, const Model& m, double bytes_per_token) {
+void PrintPhases(const RunResult& r, const Model& m, double bytes_per_token, double kv_bytes) {
   const CpuForwardProfile& p = r.phases;
   if (p.passes == 0) return;
-  const std::vector<double> bytes = PhaseWeightBytes(m);
+  const std::vector<double> bytes = PhaseBytes(m, kv_bytes);
   const double limit_gbs = bytes_per_token * r.read_limit_tps / 1e9;  // the row's read limit
   double total = 0;
   for (double s : p.seconds) total += s;
-  std::printf("\n| phase (%lld steps) | ms per step | share of step | weight MB | GB/s | of the read limit (%.1f GB/s) |\n",
+  std::printf("\n| phase (%lld steps) | ms per step | share of step | MB read | GB/s | of the read limit (%.1f GB/s) |\n",
               static_cast<long long>(p.passes), limit_gbs);
   std::printf("|---|---:|---:|---:|---:|---:|\n");
   for (int i = 0; i < CpuForwardProfile::kNumPhases; ++i) {
@@ -229,14 +243,21 @@ BatchDescriptor SequenceBatch(const std::vector<int32_t>& tokens, int context_le
 
 constexpr int kBlockSize = 16;
 
+// The steady-state comparison: runs of kSteadyRun steps in a row against runs of as
+// many reads in a row, each run after one untimed step (or read) that brings it into
+// its own condition.
+constexpr int kSteadyRun = 4;
+int SteadyRuns(const Args& a) { return std::max(3, a.decode_steps / kSteadyRun); }
+
 // A backend with room for the longest sequence a run builds: the prompt, or the context
-// plus two warm-up steps and two rounds of timed steps.
+// plus two warm-up steps, two rounds of timed steps and the steady-state runs.
 CpuBackendConfig BenchBackendConfig(const Args& a, int threads, KvCacheDType kv) {
   CpuBackendConfig cfg;
   cfg.num_threads = threads;
   cfg.kv.dtype = kv;
   cfg.kv.block_size = kBlockSize;
-  cfg.kv.num_blocks = (std::max(a.context + 2 * a.decode_steps + 2, a.prompt) + kBlockSize - 1) / kBlockSize + 1;
+  const int steps = 2 + 2 * a.decode_steps + SteadyRuns(a) * (kSteadyRun + 1);
+  cfg.kv.num_blocks = (std::max(a.context + steps, a.prompt) + kBlockSize - 1) / kBlockSize + 1;
   return cfg;
 }
 
@@ -314,6 +335,30 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvC
     r.decode_median_tps = 1.0 / Median(step_seconds);
     r.read_limit_tps = 1.0 / Median(read_seconds);
     r.paired_fraction = Median(ratios);
+    // Steady state. A pair above starts each side in the other's wake: the step after a
+    // read of other bytes, the read after a step. But a buffer of SmolLM2's size read
+    // again right away is partly served from the L3 cache (see "How the limit is
+    // measured" in docs/bench-decode.md), and so are a serving loop's steps, which
+    // follow each other over the same weights. Here each side follows itself: a run of
+    // steps in a row, then a run of reads in a row of one buffer of the same bytes; the
+    // fraction is the median over runs of (median read / median step).
+    std::vector<double> steady_ratios;
+    for (int run = 0; run < SteadyRuns(a); ++run) {
+      backend->WakeThreads();
+      std::vector<double> steps, reads;
+      for (int s = 0; s <= kSteadyRun; ++s, ++pos) {
+        const auto s0 = Clock::now();
+        KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
+        if (s > 0) steps.push_back(Seconds(s0, Clock::now()));
+      }
+      LetPoolWorkersSleep();
+      for (int s = 0; s <= kSteadyRun; ++s) {
+        const double read = TimedRead(read_buf, threads, &sink);
+        if (s > 0) reads.push_back(read);
+      }
+      steady_ratios.push_back(Median(reads) / Median(steps));
+    }
+    r.steady_fraction = Median(steady_ratios);
     if (sink == 0x5EED) std::fprintf(stderr, " ");
     KV_RETURN_IF_ERROR(check_finite("decode"));
   }
@@ -519,11 +564,13 @@ int Main(int argc, char** argv) {
   std::printf("\n## Decode and prefill (CPU backend, fast path)\n\n");
   std::printf("decode: %d-token context, then %d timed steps in a row (the mean, wall clock, and per CPU second / threads "
               "against the best read bandwidth above) and %d steps each followed by a timed streaming read of as many bytes as the "
-              "step's weights with as many threads (the limit). BW fraction = median over those pairs of read time / step time. "
+              "step's weights and KV (at the middle of those steps' contexts) with as many threads (the limit). BW fraction = median over those pairs of read time / step time. "
+              "Steady state: %d runs of %d steps in a row, each followed by %d reads in a row of that buffer (each run after an "
+              "untimed step or read); the median over runs of median read / median step. "
               "prefill: one %d-token prompt in one forward pass.\n\n",
-              a.context, a.decode_steps, a.decode_steps, a.prompt);
-  std::printf("| model | dtype | KV | weight MiB/token | threads | decode tok/s (median step) | read limit tok/s (median) | BW fraction (paired median) | decode tok/s (mean, wall) | BW fraction CPU time | prefill tok/s wall | prefill tok/s CPU |\n");
-  std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+              a.context, a.decode_steps, a.decode_steps, SteadyRuns(a), kSteadyRun, kSteadyRun, a.prompt);
+  std::printf("| model | dtype | KV | weight MiB/token | KV MiB/step | threads | decode tok/s (median step) | read limit tok/s (median) | BW fraction (paired median) | BW fraction (steady state) | decode tok/s (mean, wall) | BW fraction CPU time | prefill tok/s wall | prefill tok/s CPU |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   std::fflush(stdout);
   int rc = 0;
   for (const auto& [shape, dtype] : a.models) {
@@ -547,21 +594,22 @@ int Main(int argc, char** argv) {
       }
       if (!a.file_layout) PrepareWeightsForCpu(**model, BestDotKernels());
     }
-    const double bytes = WeightBytesPerToken(**model);
-    const ReadBuffer read_buf(static_cast<size_t>(bytes), huge);
+    const double weight_bytes = WeightBytesPerToken(**model);
+    const ReadBuffer read_buf(static_cast<size_t>(weight_bytes + KvBytesPerStep(a, **model, KvCacheDType::kF32)), huge);
     for (size_t ti = 0; ti < a.threads.size(); ++ti)
       for (KvCacheDType kv : a.kv_dtypes) {
-        auto r = RunModel(a, **model, a.threads[ti], kv, read_buf.words());
+        const double kv_bytes = KvBytesPerStep(a, **model, kv), bytes = weight_bytes + kv_bytes;
+        auto r = RunModel(a, **model, a.threads[ti], kv, read_buf.words().first(static_cast<size_t>(bytes) / sizeof(uint64_t)));
         if (!r.ok()) {
           std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
           rc = 1;
           continue;
         }
-        std::printf("| %s | %s | %s | %.1f | %d | %.2f | %.2f | %.0f%% | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(),
-                    KvCacheDTypeName(kv), bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps,
-                    100.0 * r->paired_fraction, r->decode_tps.wall, 100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall,
+        std::printf("| %s | %s | %s | %.1f | %.1f | %d | %.2f | %.2f | %.0f%% | %.0f%% | %.2f | %.0f%% | %.1f | %.1f |\n", shape.c_str(), dtype.c_str(),
+                    KvCacheDTypeName(kv), weight_bytes / 1048576.0, kv_bytes / 1048576.0, a.threads[ti], r->decode_median_tps, r->read_limit_tps,
+                    100.0 * r->paired_fraction, 100.0 * r->steady_fraction, r->decode_tps.wall, 100.0 * bytes * r->decode_tps.cpu / bw[ti].cpu, r->prefill_tps.wall,
                     r->prefill_tps.cpu);
-        if (a.phases) PrintPhases(*r, **model, bytes);
+        if (a.phases) PrintPhases(*r, **model, bytes, kv_bytes);
         std::fflush(stdout);
       }
   }
