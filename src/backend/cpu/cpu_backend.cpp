@@ -453,20 +453,19 @@ void CpuBackend::AttentionReference(const BatchDescriptor& b, int layer, const f
 }
 
 // A unit of work is one new token's keys in one run of whole KV blocks, for all its
-// query heads: a block's keys (then its values) for every KV head lie in one
-// contiguous piece of the pool, consecutive blocks of a sequence are usually
-// neighbours, and a block is read from memory once for all the query heads that use
-// it. A token with many keys and few other tokens beside it (a decode step) has its
-// blocks split into several runs, one thread each, with the runs' online-softmax
-// states merged at the end, so the threads share the work whatever the number of KV
-// heads (SmolLM2 has 3 for 2 threads). Measured against one unit per KV-head group
-// (same process, alternate steps): equal at a 128-token context, up to 16% faster at
-// 1000 tokens. The kernel scores a KV head's query heads together, so each key and
-// value is loaded (and in f16 widened) once per group, and takes the whole run (one
-// span per block) in one call, so the softmax and the pass over the values happen once
-// per run, not once per block. SmolLM2, f16 KV, attention per decode step
-// (decode_bench --phases, old and new binaries alternated): 0.40-0.55 -> 0.26-0.40 ms
-// at 128 tokens, 1.48-1.76 -> 0.96-1.01 ms at 1000 tokens on 2 threads.
+// query heads: a KV head's keys (then its values) over a sequence's consecutive blocks
+// are one forward stream in the pool, and a block is read from memory once for all the
+// query heads that use it. A token with many keys and few other tokens beside it (a
+// decode step) is split into several runs, one thread each: its (KV head, block) pairs
+// are taken in one order, KV head by KV head, and cut into equal runs, so a run is a
+// few long streams rather than every KV head's short share, and only a KV head that a
+// cut falls in has online-softmax states to merge (TinyLlama's 4 KV heads on 2 threads:
+// none; SmolLM2's 3: the middle one). Cutting each KV head's blocks into one share per
+// run instead had each thread read 3 streams of 4 blocks at a 128-token context, where a
+// cold stream of 4 blocks runs at ~17 GB/s and one of 8 at ~21. The kernel scores a KV
+// head's query heads together, so each key and value is loaded (and in f16 widened)
+// once per group, and takes the whole run (one span per block) in one call, so the
+// softmax and the pass over the values happen once per run and KV head.
 void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float* q, float* out) {
   const int H = cfg_.num_heads, KVH = cfg_.num_kv_heads, D = cfg_.head_dim, group = H / KVH, bs = config_.kv.block_size;
   const int64_t T = static_cast<int64_t>(b.tokens.size());
@@ -474,9 +473,9 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
   // Runs per token: one per thread while they would be short (each run starts on a cold
   // block and adds a state to merge: SmolLM2, 128-token context, 2 threads, attention
   // 0.29-0.37 ms a step with one run per thread against 0.36-0.43 with two, in three
-  // alternations), two per thread from kMinRunBlocks blocks a run on (with stealing,
+  // alternations), two per thread from kMinRunBlocks blocks a KV head on (with stealing,
   // a faster thread then takes over part of a slower one's share: level at 1000
-  // tokens), never more runs than blocks; one run on one thread.
+  // tokens), never more runs than (KV head, block) pairs; one run on one thread.
   constexpr int64_t kMinRunBlocks = 8;
   const int threads = pool_.num_threads();
   run_begin_.resize(T + 1);
@@ -487,12 +486,15 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
     const int64_t blocks = p / bs - first / bs + 1;
     const int64_t per_thread = blocks >= 2 * threads * kMinRunBlocks ? 2 : 1;
     const int64_t runs_wanted = threads == 1 ? 1 : (per_thread * threads + T - 1) / T;
-    run_begin_[t + 1] = run_begin_[t] + std::min(runs_wanted, blocks);
+    run_begin_[t + 1] = run_begin_[t] + std::min(runs_wanted, blocks * KVH);
   }
   const int64_t runs = run_begin_[T];
-  // Per split run: m and sum of each head, then each head's unnormalized output.
+  // Per split run: m and sum of each head, then each head's unnormalized output; only
+  // the heads of a KV head the run shares with another run are used.
   const size_t state_floats = static_cast<size_t>(H) * (D + 2);
   if (runs > T) run_state_.resize(runs * state_floats);
+  // Run `run` of `n_runs` over `units` (KV head, block) pairs starts at this pair.
+  auto run_start = [](int64_t units, int64_t run, int64_t n_runs) { return units * run / n_runs; };
   pool_.ParallelFor(runs, [&](int64_t r0, int64_t r1, int tid) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t t = std::upper_bound(run_begin_.begin(), run_begin_.end(), r) - run_begin_.begin() - 1;
@@ -501,28 +503,17 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
       int64_t first, p;
       KeyRange(b, t, &first, &p);
       const int64_t fb = first / bs, nb = p / bs - fb + 1;
-      const int64_t b0 = fb + nb * run / n_runs, b1 = fb + nb * (run + 1) / n_runs;  // this run's blocks
-      float *m, *sum, *o;
-      if (n_runs == 1) {
-        m = thread_scratch_[tid].data();
-        sum = m + H;
-        o = out + t * H * D;
-      } else {
-        m = run_state_.data() + r * state_floats;
-        sum = m + H;
-        o = sum + H;
-      }
-      std::fill_n(m, H, -INFINITY);
-      std::fill_n(sum, H, 0.0f);
-      std::fill_n(o, H * D, 0.0f);
-      // The run's first block is asked for here (the first KV head's keys); the kernel
-      // asks for each next block's keys and each block's values while it scores.
-      const uint8_t* first_keys = KHead(layer, 0, table[b0]);
+      const int64_t u0 = run_start(nb * KVH, run, n_runs), u1 = run_start(nb * KVH, run + 1, n_runs);
+      // The run's first block is asked for here; the kernel asks for each next block's
+      // keys and each block's values while it scores.
+      const uint8_t* first_keys = KHead(layer, static_cast<int>(u0 / nb), table[fb + u0 % nb]);
       for (size_t off = 0; off < head_bytes_; off += 64) __builtin_prefetch(first_keys + off);
       std::vector<KvSpan>& spans = thread_spans_[tid];
-      spans.resize(b1 - b0);
       const size_t elem = block_bytes_ / block_elems_;
-      for (int kvh = 0; kvh < KVH; ++kvh) {
+      float* whole = thread_scratch_[tid].data();  // m and sum of a KV head this run has whole
+      for (int kvh = static_cast<int>(u0 / nb); kvh * nb < u1; ++kvh) {
+        const int64_t b0 = fb + std::max<int64_t>(0, u0 - kvh * nb), b1 = fb + std::min(nb, u1 - kvh * nb);
+        spans.resize(b1 - b0);
         for (int64_t blk = b0; blk < b1; ++blk) {
           const int64_t j0 = std::max(first, blk * bs), j1 = std::min(p + 1, (blk + 1) * bs);
           // Key j0's column and value row within the KV head's piece of the block.
@@ -530,37 +521,56 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
           spans[blk - b0] = {KHead(layer, kvh, table[blk]) + k_at * elem, VHead(layer, kvh, table[blk]) + v_at * elem, j1 - j0};
         }
         const int h = kvh * group;
-        if (f16_kv_) kernels_.attend_f16(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, &m[h], &sum[h], o + h * D);
-        else kernels_.attend(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, &m[h], &sum[h], o + h * D);
-      }
-      if (n_runs == 1) {
-        for (int h = 0; h < H; ++h) {
-          const float inv = 1.0f / sum[h];
-          for (int d = 0; d < D; ++d) o[h * D + d] *= inv;
+        const bool is_whole = b1 - b0 == nb;
+        float* st = run_state_.data() + r * state_floats;
+        float* m = is_whole ? whole : st + h;
+        float* sum = is_whole ? whole + group : st + H + h;
+        float* o = is_whole ? out + (t * H + h) * D : st + 2 * H + h * D;
+        std::fill_n(m, group, -INFINITY);
+        std::fill_n(sum, group, 0.0f);
+        std::fill_n(o, group * D, 0.0f);
+        if (f16_kv_) kernels_.attend_f16(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, m, sum, o);
+        else kernels_.attend(q + (t * H + h) * D, group, spans.data(), static_cast<int>(spans.size()), bs, D, scale, m, sum, o);
+        if (is_whole) {
+          for (int g = 0; g < group; ++g) {
+            const float inv = 1.0f / sum[g];
+            for (int d = 0; d < D; ++d) o[g * D + d] *= inv;
+          }
         }
       }
     }
   }, ThreadPool::Options{.grain = 1, .steal = true});  // stealing: in prefill later tokens have more keys
   if (runs == T) return;
-  // Merge split runs: rescale each run's sums to the largest max.
+  // Merge the KV heads split between runs: rescale each run's sums to the largest max.
   for (int64_t t = 0; t < T; ++t) {
     const int64_t n_runs = run_begin_[t + 1] - run_begin_[t];
     if (n_runs == 1) continue;
+    int64_t first, p;
+    KeyRange(b, t, &first, &p);
+    const int64_t nb = p / bs - first / bs + 1;
     const float* state0 = run_state_.data() + run_begin_[t] * state_floats;
-    for (int h = 0; h < H; ++h) {
-      float mx = -INFINITY;
-      for (int64_t r = 0; r < n_runs; ++r) mx = std::max(mx, state0[r * state_floats + h]);
-      float* oh = out + (t * H + h) * D;
-      std::fill_n(oh, D, 0.0f);
-      float total = 0;
-      for (int64_t r = 0; r < n_runs; ++r) {
-        const float* st = state0 + r * state_floats;
-        const float w = std::exp(st[h] - mx);
-        total += w * st[H + h];
-        kernels_.scale_axpy(1.0f, w, st + 2 * H + h * D, oh, D);
+    // Runs [ra, rb] cover KV head kvh's pairs [kvh * nb, (kvh + 1) * nb).
+    int64_t ra = 0;
+    for (int kvh = 0; kvh < KVH; ++kvh) {
+      while (run_start(nb * KVH, ra + 1, n_runs) <= kvh * nb) ++ra;
+      int64_t rb = ra;
+      while (rb + 1 < n_runs && run_start(nb * KVH, rb + 1, n_runs) < (kvh + 1) * nb) ++rb;
+      if (ra == rb) continue;  // written whole by one run
+      for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
+        float mx = -INFINITY;
+        for (int64_t r = ra; r <= rb; ++r) mx = std::max(mx, state0[r * state_floats + h]);
+        float* oh = out + (t * H + h) * D;
+        std::fill_n(oh, D, 0.0f);
+        float total = 0;
+        for (int64_t r = ra; r <= rb; ++r) {
+          const float* st = state0 + r * state_floats;
+          const float w = std::exp(st[h] - mx);
+          total += w * st[H + h];
+          kernels_.scale_axpy(1.0f, w, st + 2 * H + h * D, oh, D);
+        }
+        const float inv = 1.0f / total;
+        for (int d = 0; d < D; ++d) oh[d] *= inv;
       }
-      const float inv = 1.0f / total;
-      for (int d = 0; d < D; ++d) oh[d] *= inv;
     }
   }
 }

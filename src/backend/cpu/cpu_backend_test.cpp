@@ -254,12 +254,12 @@ TEST(CpuBackendProfile, CountsPassesAndPhasesWithoutChangingLogits) {
   }
 }
 
-// The fast path splits attention by KV-head group and then by thread count, and
+// The fast path cuts a token's (KV head, block) pairs into runs by thread count, and
 // walks a sliding window from a position inside a block: the logits must match the
-// reference path's for every split (stories260K: 8 query heads over 4 KV heads). Short
-// contexts (13 tokens) give a decode step one run of blocks per thread; the long one
-// (decode steps after 136 tokens, 35 blocks) two per thread on 2 threads, whose
-// softmax states are merged.
+// reference path's for every split (stories260K: 8 query heads over 4 KV heads). On 2
+// threads a short context (13 tokens) gives each run two whole KV heads; 3 and 5
+// threads cut inside KV heads, whose runs' softmax states are merged, as does the long
+// case (decode steps after 136 tokens, 35 blocks: two runs per thread).
 TEST(CpuBackendAttention, FastMatchesReferenceForAnyThreadCountAndWindow) {
   auto loaded = LoadModel(SharedPath("models/stories260K/stories260K.gguf"));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
