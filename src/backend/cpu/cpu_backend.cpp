@@ -493,8 +493,10 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
   // the heads of a KV head the run shares with another run are used.
   const size_t state_floats = static_cast<size_t>(H) * (D + 2);
   if (runs > T) run_state_.resize(runs * state_floats);
-  // Run `run` of `n_runs` over `units` (KV head, block) pairs starts at this pair.
+  // Run `run` of `n_runs` over `units` (KV head, block) pairs starts at this pair;
+  // pair u lies in run run_of(units, u, n_runs) (the last run starting at or before it).
   auto run_start = [](int64_t units, int64_t run, int64_t n_runs) { return units * run / n_runs; };
+  auto run_of = [](int64_t units, int64_t u, int64_t n_runs) { return ((u + 1) * n_runs - 1) / units; };
   pool_.ParallelFor(runs, [&](int64_t r0, int64_t r1, int tid) {
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t t = std::upper_bound(run_begin_.begin(), run_begin_.end(), r) - run_begin_.begin() - 1;
@@ -522,7 +524,8 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
         }
         const int h = kvh * group;
         const bool is_whole = b1 - b0 == nb;
-        float* st = run_state_.data() + r * state_floats;
+        // run_state_ holds split runs only (it may be empty when every run is whole).
+        float* st = is_whole ? nullptr : run_state_.data() + r * state_floats;
         float* m = is_whole ? whole : st + h;
         float* sum = is_whole ? whole + group : st + H + h;
         float* o = is_whole ? out + (t * H + h) * D : st + 2 * H + h * D;
@@ -549,12 +552,9 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
     KeyRange(b, t, &first, &p);
     const int64_t nb = p / bs - first / bs + 1;
     const float* state0 = run_state_.data() + run_begin_[t] * state_floats;
-    // Runs [ra, rb] cover KV head kvh's pairs [kvh * nb, (kvh + 1) * nb).
-    int64_t ra = 0;
     for (int kvh = 0; kvh < KVH; ++kvh) {
-      while (run_start(nb * KVH, ra + 1, n_runs) <= kvh * nb) ++ra;
-      int64_t rb = ra;
-      while (rb + 1 < n_runs && run_start(nb * KVH, rb + 1, n_runs) < (kvh + 1) * nb) ++rb;
+      // Runs [ra, rb] cover KV head kvh's pairs [kvh * nb, (kvh + 1) * nb).
+      const int64_t ra = run_of(nb * KVH, kvh * nb, n_runs), rb = run_of(nb * KVH, (kvh + 1) * nb - 1, n_runs);
       if (ra == rb) continue;  // written whole by one run
       for (int h = kvh * group; h < (kvh + 1) * group; ++h) {
         float mx = -INFINITY;
