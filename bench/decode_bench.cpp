@@ -13,7 +13,7 @@
 //                     [--context 128] [--decode-steps 32] [--prompt 256] [--bw-mib 1024]
 //                     [--weights huge-pages|mapped] [--compare-weight-memory] [--phases]
 //                     [--file-layout] [--kv-dtypes f16,f32] [--compare-kv-dtypes]
-//                     [--compare-row-prefetch 3/3,4/6] [--compare-short-rows]
+//                     [--compare-row-prefetch 3/3,4/6] [--compare-short-rows] [--compare-avx512-sets]
 //
 // Copied weights are prepared as kvserve prepares them (PrepareWeightsForCpu: Q8_0
 // matrices as kQ8_0Rows with the AVX-512 kernels); --file-layout keeps the
@@ -32,6 +32,10 @@
 // --compare-short-rows: decode steps alternated between the AVX-512 kernel set as it
 // is (kQ8_0Rows rows shorter than 1,024 values four at a time) and a copy that takes
 // them one at a time (ShortRowsOneAtATime in backend/cpu/kernels.h).
+//
+// --compare-avx512-sets: decode steps alternated between the two AVX-512 kernel sets,
+// "avx512-vnni-zen4" and "avx512-vnni" (BestDotKernels in backend/cpu/kernels.h), over
+// the same prepared weights; the speed-up is the second's.
 //
 // --phases: after each row, where the timed decode steps spent their wall time, phase by
 // phase (CpuForwardProfile), and each weight-reading phase's speed against the row's
@@ -92,6 +96,7 @@ struct Args {
   bool compare_weight_memory = false;
   bool compare_kv_dtypes = false;
   bool compare_short_rows = false;
+  bool compare_avx512_sets = false;
   std::vector<std::pair<int, int>> row_prefetch;  // --compare-row-prefetch: two (long, short) distances
   bool phases = false;
   bool file_layout = false;
@@ -485,6 +490,13 @@ int Main(int argc, char** argv) {
     else if (k == "--bw-mib") a.bw_bytes = std::stoull(val()) << 20;
     else if (k == "--compare-weight-memory") a.compare_weight_memory = true;
     else if (k == "--compare-kv-dtypes") a.compare_kv_dtypes = true;
+    else if (k == "--compare-avx512-sets") {
+      if (Avx512DefaultDotKernels() == nullptr) {
+        std::fprintf(stderr, "decode_bench: --compare-avx512-sets needs AVX-512 VNNI\n");
+        return 2;
+      }
+      a.compare_avx512_sets = true;
+    }
     else if (k == "--compare-short-rows") {
       if (ShortRowsOneAtATime() == nullptr) {
         std::fprintf(stderr, "decode_bench: --compare-short-rows needs AVX-512 VNNI\n");
@@ -664,7 +676,17 @@ int Main(int argc, char** argv) {
                 a.context, 2 * a.decode_steps);
     std::printf("| model | dtype | threads | one at a time tok/s (median) | four at a time tok/s (median) | speed-up of four at a time (paired median) |\n");
     std::printf("|---|---|---:|---:|---:|---:|\n");
-    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *ShortRowsOneAtATime(), BestDotKernels()); }) != 0) rc = 1;
+    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *ShortRowsOneAtATime(), *Avx512DefaultDotKernels()); }) != 0) rc = 1;
+  }
+  if (a.compare_avx512_sets) {
+    const DotKernels* zen4 = nullptr;
+    for (const DotKernels* k : AvailableDotKernels())
+      if (std::string_view(k->name) == "avx512-vnni-zen4") zen4 = k;
+    std::printf("\n## The AVX-512 kernel sets: avx512-vnni-zen4 vs avx512-vnni (decode steps interleaved after a %d-token context, %d pairs; this CPU runs %s)\n\n",
+                a.context, 2 * a.decode_steps, BestDotKernels().name);
+    std::printf("| model | dtype | threads | avx512-vnni-zen4 tok/s (median) | avx512-vnni tok/s (median) | speed-up of avx512-vnni (paired median) |\n");
+    std::printf("|---|---|---:|---:|---:|---:|\n");
+    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *zen4, *Avx512DefaultDotKernels()); }) != 0) rc = 1;
   }
   std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());
   return rc;

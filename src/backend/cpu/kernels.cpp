@@ -1,5 +1,6 @@
 #include "backend/cpu/kernels.h"
 
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <cmath>
@@ -505,14 +506,35 @@ std::vector<const DotKernels*> AvailableDotKernels() {
   // F16C is not a feature name clang's __builtin_cpu_supports knows; every CPU with
   // AVX2 and FMA has it.
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) all.push_back(&kAvx2);
+  if (const DotKernels* k = Avx512Zen4DotKernels()) all.push_back(k);
   if (const DotKernels* k = Avx512DotKernels()) all.push_back(k);
   return all;
 }
 
+bool CpuIsAmdZen4() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  if (std::string_view(vendor) != "AuthenticAMD" || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  const unsigned base_family = (eax >> 8) & 0xF, extended_family = (eax >> 20) & 0xFF;
+  const unsigned family = base_family == 0xF ? base_family + extended_family : base_family;
+  // Family 19h is Zen 3 and Zen 4; of those only Zen 4 has AVX-512, which the callers
+  // check for themselves.
+  return family == 0x19;
+}
+
 const DotKernels& BestDotKernels() {
-  static const DotKernels* best = AvailableDotKernels().back();
+  static const DotKernels* best = [] {
+    const DotKernels* zen4 = Avx512Zen4DotKernels();
+    return zen4 != nullptr && CpuIsAmdZen4() ? zen4 : AvailableDotKernels().back();
+  }();
   return *best;
 }
+
+const DotKernels* Avx512DefaultDotKernels() { return Avx512DotKernels(); }
 
 void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
              int64_t row_end, float* y, float* scratch) {

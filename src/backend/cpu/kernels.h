@@ -86,8 +86,18 @@ struct DotKernels {
 inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill tile
 inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 
-// The best kernels this CPU supports (computed once): AVX-512 VNNI, else AVX2, else scalar.
+// The best kernels this CPU supports (computed once): AVX-512 VNNI, else AVX2, else
+// scalar. With AVX-512 there are two sets that differ only in the kQ8_0Rows decode
+// loop: "avx512-vnni", tuned on a Zen 5 (four short rows at a time, software prefetch
+// ahead of the loads), and "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran
+// at a third of a plain read (one row at a time, the hardware prefetchers alone).
+// A Zen 4 (CpuIsAmdZen4) gets the second, every other CPU the first.
 const DotKernels& BestDotKernels();
+// AMD family 19h (Zen 3 and Zen 4; with AVX-512, Zen 4).
+bool CpuIsAmdZen4();
+// The "avx512-vnni" set whatever the CPU (nullptr without AVX-512 VNNI), for
+// decode_bench --compare-avx512-sets and --compare-short-rows.
+const DotKernels* Avx512DefaultDotKernels();
 // Portable scalar kernels (the reference the SIMD ones are tested against).
 const DotKernels& ScalarDotKernels();
 // Every kernel set this CPU can run, scalar first (for tests and benchmarks).

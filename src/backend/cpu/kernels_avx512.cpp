@@ -346,17 +346,19 @@ KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * kQ8_0RowsChunkBlocks);
     #pragma GCC unroll 4
     for (int64_t b = 0; b < kQ8_0RowsChunkBlocks; b += 8) {
-      for (int i = 0; i < 4; ++i) PrefetchLine(scales, kAhead + 64 * (b / 2 + i));
+      if constexpr (kAhead > 0)
+        for (int i = 0; i < 4; ++i) PrefetchLine(scales, kAhead + 64 * (b / 2 + i));
       RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     }
-    PrefetchLine(scales, kAhead + 16 * 64);
+    if constexpr (kAhead > 0) PrefetchLine(scales, kAhead + 16 * 64);
   }
   if (first < nb) {
     const int64_t count = nb - first;
     const uint8_t* scales = row + first * sizeof(BlockQ8_0);
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * count);
     const size_t tail_bytes = count * sizeof(BlockQ8_0);
-    for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kAhead + i);
+    if constexpr (kAhead > 0)
+      for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kAhead + i);
     int64_t b = 0;
     for (; b + 8 <= count; b += 8) RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     if (b < count) RowsGroup<false>(q, scales, xq + first * 32, xs + first, c + first, b, static_cast<int>(count - b), acc, &corr);
@@ -420,8 +422,10 @@ KV_AVX512 inline void ShortRowsBlocks(const uint8_t* row0, size_t row_bytes, int
 // y[0..R) for R rows from row0 on. REQUIRES: nb < kQ8_0RowsChunkBlocks.
 template <int R, size_t kAhead>
 KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs, float* y) {
-  const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
-  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  if constexpr (kAhead > 0) {
+    const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
+    for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  }
   __m512 acc[R][2];
   for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
   int64_t b = 0;
@@ -445,7 +449,7 @@ KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t n
 }
 
 // kAhead: the prefetch distance for rows of a chunk or more, kShortAhead for shorter
-// ones (rows of a part-chunk only). kGroupShortRows: shorter rows kShortRowGroup at a
+// ones (rows of a part-chunk only); 0: no software prefetch at all. kGroupShortRows: shorter rows kShortRowGroup at a
 // time (false: one at a time, as long rows; kept for decode_bench --compare-short-rows).
 // The rows' first kAhead (kShortAhead) bytes, which no lookahead covers, are asked for
 // at once on entry: a thread's first call in a decode product starts on cold lines
@@ -456,7 +460,7 @@ KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const 
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
   const auto* base = static_cast<const uint8_t*>(w);
-  {
+  if (kAhead > 0 && kShortAhead > 0) {
     const size_t head = std::min(rows * row_bytes, nb < kQ8_0RowsChunkBlocks ? kShortAhead : kAhead);
     const uintptr_t a = reinterpret_cast<uintptr_t>(base);
     for (uintptr_t line = a & ~uintptr_t{63}; line < a + head; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
@@ -793,14 +797,31 @@ const DotKernels kAvx512 = {DotF32,
                             "avx512-vnni",
                             /*prefers_q8_0_rows=*/true};
 
+// The same kernels but for kQ8_0Rows decode, which reads each row on its own and
+// issues no software prefetch, leaving the stream to the hardware prefetchers. On the
+// Zen 4 this was measured on (an EPYC VM, 2026-12-06; `matvec_bench --shapes`, one
+// thread, from memory), kAvx512's decode loop ran far below a plain read: four short
+// rows at a time (four interleaved streams 612 bytes apart) 26-31% of the read against
+// 73-80% one row at a time, and rows of 1,536 values 50-54% with the four-chunk software
+// prefetch against 68-73% without it. kAvx512's choices were measured on a Zen 5, where
+// they were worth 3-15% (docs/bench-decode.md, eighth to eleventh passes).
+const DotKernels kAvx512Zen4 = [] {
+  DotKernels k = kAvx512;
+  k.q8_0_rows = DotQ8_0Rows<0, 0, /*kGroupShortRows=*/false>;
+  k.name = "avx512-vnni-zen4";
+  return k;
+}();
+
+bool HasAvx512Vnni() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
+}
+
 }  // namespace
 
-const DotKernels* Avx512DotKernels() {
-  __builtin_cpu_init();
-  const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-                  __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("fma");
-  return ok ? &kAvx512 : nullptr;
-}
+const DotKernels* Avx512DotKernels() { return HasAvx512Vnni() ? &kAvx512 : nullptr; }
+const DotKernels* Avx512Zen4DotKernels() { return HasAvx512Vnni() ? &kAvx512Zen4 : nullptr; }
 
 QuantizeActivationFn Avx512QuantizeActivationQ8() { return Avx512DotKernels() ? &QuantizeQ8 : nullptr; }
 

@@ -4,9 +4,11 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -85,17 +87,30 @@ TEST(Kernels, QuantizedKernelsMatchScalarExactlyOnIntegers) {
 // eight blocks, tails of 1..7 blocks, whole 1,024-value chunks and part-chunk tails,
 // and rows at odd addresses (split rows are 64-byte aligned only when n % 1024 == 0).
 TEST(Kernels, RowPrefetchVariantsAreFoundByTheirDistances) {
-  const bool avx512 = std::string_view(BestDotKernels().name) == "avx512-vnni";
-  EXPECT_EQ(RowPrefetchVariants().size(), avx512 ? 16u : 0u);
+  const DotKernels* avx512 = Avx512DefaultDotKernels();
+  EXPECT_EQ(RowPrefetchVariants().size(), avx512 != nullptr ? 16u : 0u);
   const DotKernels* k = RowPrefetchVariant(3, 9);
-  EXPECT_EQ(k != nullptr, avx512);
+  EXPECT_EQ(k != nullptr, avx512 != nullptr);
   if (k != nullptr) {
     EXPECT_STREQ(k->name, "avx512-vnni, kQ8_0Rows prefetch 3/9 chunks");
-    EXPECT_NE(k->q8_0_rows, BestDotKernels().q8_0_rows);
-    EXPECT_EQ(k->q8_0_rows_tile, BestDotKernels().q8_0_rows_tile);
+    EXPECT_NE(k->q8_0_rows, avx512->q8_0_rows);
+    EXPECT_EQ(k->q8_0_rows_tile, avx512->q8_0_rows_tile);
   }
   EXPECT_EQ(RowPrefetchVariant(5, 5), nullptr);
   EXPECT_EQ(RowPrefetchVariant(3, 7), nullptr);
+}
+
+// Both AVX-512 sets are offered (so every kernel test runs both) and a Zen 4 gets its own.
+TEST(Kernels, BestSetFollowsTheCpu) {
+  std::vector<std::string> names;
+  for (const DotKernels* k : AvailableDotKernels()) names.emplace_back(k->name);
+  const bool avx512 = Avx512DefaultDotKernels() != nullptr;
+  EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni"), avx512 ? 1 : 0);
+  EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni-zen4"), avx512 ? 1 : 0);
+  const std::string best = BestDotKernels().name;
+  if (avx512) EXPECT_EQ(best, CpuIsAmdZen4() ? "avx512-vnni-zen4" : "avx512-vnni");
+  else EXPECT_TRUE(best == "avx2" || best == "scalar") << best;
+  EXPECT_TRUE(BestDotKernels().prefers_q8_0_rows == avx512);
 }
 
 TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
