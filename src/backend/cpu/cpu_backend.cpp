@@ -509,7 +509,8 @@ void CpuBackend::AttentionFast(const BatchDescriptor& b, int layer, const float*
       // The run's first block is asked for here; the kernel asks for each next block's
       // keys and each block's values while it scores.
       const uint8_t* first_keys = KHead(layer, static_cast<int>(u0 / nb), table[fb + u0 % nb]);
-      for (size_t off = 0; off < head_bytes_; off += 64) __builtin_prefetch(first_keys + off);
+      if (kernels_.software_prefetch)
+        for (size_t off = 0; off < head_bytes_; off += 64) __builtin_prefetch(first_keys + off);
       std::vector<KvSpan>& spans = thread_spans_[tid];
       const size_t elem = block_bytes_ / block_elems_;
       float* whole = thread_scratch_[tid].data();  // m and sum of a KV head this run has whole

@@ -459,7 +459,8 @@ const DotKernels kScalar = {DotF32Scalar,
                              ToF16Scalar,
                              SiluMulScalar,
                              "scalar",
-                             /*prefers_q8_0_rows=*/false};
+                             /*prefers_q8_0_rows=*/false,
+                           /*software_prefetch=*/true};
 // kQ8_0Rows: the scalar loops (weights are re-laid out only for a set that prefers it).
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,
@@ -479,7 +480,8 @@ const DotKernels kAvx2 = {DotF32Avx2,
                            ToF16Avx2,
                            SiluMulScalar,
                            "avx2",
-                           /*prefers_q8_0_rows=*/false};
+                           /*prefers_q8_0_rows=*/false,
+                           /*software_prefetch=*/true};
 
 }  // namespace
 

@@ -81,6 +81,10 @@ struct DotKernels {
   // aligned vectors and eight blocks' scales come from one load (in cache 2.5x the
   // rate of its Q8_0 loop on rows of 2048); the others use plain loops for kQ8_0Rows.
   bool prefers_q8_0_rows;
+  // Whether the backend asks for the first KV block of an attention run in software
+  // before the kernel starts on it (the kernels' own prefetching is theirs to choose).
+  // Off for the Zen 4 set, whose loops leave memory to the hardware prefetchers.
+  bool software_prefetch;
 };
 
 inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill tile

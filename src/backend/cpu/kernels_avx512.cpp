@@ -581,7 +581,11 @@ KV_AVX512 inline void PrefetchRange(const void* p, size_t bytes) {
 // a load and store of every accumulator in each block, and the pass over the values
 // ran one short dependency chain per block: SmolLM2's attention spent ~10 us a layer
 // at a 128-token context on arithmetic that needs ~3. L: F32Load or F16Load.
-template <typename L, int G>
+// kPrefetch: each next stretch's keys and each stretch's values are prefetched in
+// software while the scores are worked out (the Zen 5 tuning; on the Zen 4 the same
+// attention ran 20-25% faster at one thread without it, 10-15% at two threads from
+// 512 tokens on: docs/bench-decode.md, thirteenth pass).
+template <typename L, int G, bool kPrefetch>
 KV_AVX512 void AttendGroup(const float* q, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale, float* m,
                            float* sum, float* out) {
   constexpr int C = ScoreChains(G), P = ValueChunks(G);
@@ -616,8 +620,10 @@ KV_AVX512 void AttendGroup(const float* q, const KvSpan* spans, int num_spans, i
     for (int pi = 0; pi < np; ++pi) {
       const KvSpan& pc = pieces[pi];
       // The next stretch's keys and this one's values are read after these scores.
-      if (pi + 1 < np) PrefetchRange(pieces[pi + 1].k, ((d - 1) * k_stride + pieces[pi + 1].n) * kElem);
-      PrefetchRange(pc.v, pc.n * d * kElem);
+      if constexpr (kPrefetch) {
+        if (pi + 1 < np) PrefetchRange(pieces[pi + 1].k, ((d - 1) * k_stride + pieces[pi + 1].n) * kElem);
+        PrefetchRange(pc.v, pc.n * d * kElem);
+      }
       for (int64_t j0 = 0; j0 < pc.n; j0 += 16) {
         const __mmask16 live = TailMask(std::min<int64_t>(16, pc.n - j0));
         __m512 acc[G][C];
@@ -705,32 +711,34 @@ KV_AVX512 void AttendGroup(const float* q, const KvSpan* spans, int num_spans, i
 
 // Groups of up to eight heads at a time (Llama-3-8B, Mistral: 4; TinyLlama, Llama-3-70B:
 // 8; Qwen2.5: 7; SmolLM2-135M: 3).
-template <typename L>
+template <typename L, bool kPrefetch>
 KV_AVX512 void AttendHeads(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                            float* m, float* sum, float* out) {
   for (int h0 = 0; h0 < heads; h0 += 8) {
     const float* qg = q + h0 * d;
     float* og = out + h0 * d;
     switch (std::min(8, heads - h0)) {
-      case 1: AttendGroup<L, 1>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 2: AttendGroup<L, 2>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 3: AttendGroup<L, 3>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 4: AttendGroup<L, 4>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 5: AttendGroup<L, 5>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 6: AttendGroup<L, 6>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      case 7: AttendGroup<L, 7>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
-      default: AttendGroup<L, 8>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 1: AttendGroup<L, 1, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 2: AttendGroup<L, 2, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 3: AttendGroup<L, 3, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 4: AttendGroup<L, 4, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 5: AttendGroup<L, 5, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 6: AttendGroup<L, 6, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      case 7: AttendGroup<L, 7, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
+      default: AttendGroup<L, 8, kPrefetch>(qg, spans, num_spans, k_stride, d, scale, m + h0, sum + h0, og); break;
     }
   }
 }
 
+template <bool kPrefetch>
 KV_AVX512 void Attend(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                       float* m, float* sum, float* out) {
-  AttendHeads<F32Load>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
+  AttendHeads<F32Load, kPrefetch>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
 }
+template <bool kPrefetch>
 KV_AVX512 void AttendF16(const float* q, int heads, const KvSpan* spans, int num_spans, int64_t k_stride, int64_t d, float scale,
                          float* m, float* sum, float* out) {
-  AttendHeads<F16Load>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
+  AttendHeads<F16Load, kPrefetch>(q, heads, spans, num_spans, k_stride, d, scale, m, sum, out);
 }
 
 // Saturated to +-65504 as DotKernels::to_f16 says; min/max return their second operand
@@ -790,15 +798,17 @@ const DotKernels kAvx512 = {DotF32,
                             DotQ8_0Rows<kRowPrefetchAhead, kShortRowPrefetchAhead>,
                             QuantTile<Q8RowsBlocks>,
                             ScaleAxpy,
-                            Attend,
-                            AttendF16,
+                            Attend<true>,
+                            AttendF16<true>,
                             ToF16,
                             SiluMul,
                             "avx512-vnni",
-                            /*prefers_q8_0_rows=*/true};
+                            /*prefers_q8_0_rows=*/true,
+                            /*software_prefetch=*/true};
 
-// The same kernels but for kQ8_0Rows decode, which reads each row on its own and
-// issues no software prefetch, leaving the stream to the hardware prefetchers. On the
+// The same kernels but for kQ8_0Rows decode, which reads each row on its own, and
+// attention: neither issues software prefetches, leaving the streams to the hardware
+// prefetchers (nor does the backend ahead of attention: software_prefetch). On the
 // Zen 4 this was measured on (an EPYC VM, 2026-12-06; `matvec_bench --shapes`, one
 // thread, from memory), kAvx512's decode loop ran far below a plain read: four short
 // rows at a time (four interleaved streams 612 bytes apart) 26-31% of the read against
@@ -808,7 +818,10 @@ const DotKernels kAvx512 = {DotF32,
 const DotKernels kAvx512Zen4 = [] {
   DotKernels k = kAvx512;
   k.q8_0_rows = DotQ8_0Rows<0, 0, /*kGroupShortRows=*/false>;
+  k.attend = Attend<false>;
+  k.attend_f16 = AttendF16<false>;
   k.name = "avx512-vnni-zen4";
+  k.software_prefetch = false;
   return k;
 }();
 
