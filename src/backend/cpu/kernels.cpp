@@ -460,7 +460,7 @@ const DotKernels kScalar = {DotF32Scalar,
                              SiluMulScalar,
                              "scalar",
                              /*prefers_q8_0_rows=*/false,
-                           /*software_prefetch=*/true};
+                             /*software_prefetch=*/true};
 // kQ8_0Rows: the scalar loops (weights are re-laid out only for a set that prefers it).
 const DotKernels kAvx2 = {DotF32Avx2,
                            DotF16Avx2,

@@ -91,10 +91,11 @@ inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill til
 inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 
 // The best kernels this CPU supports (computed once): AVX-512 VNNI, else AVX2, else
-// scalar. With AVX-512 there are two sets that differ only in the kQ8_0Rows decode
-// loop: "avx512-vnni", tuned on a Zen 5 (four short rows at a time, software prefetch
-// ahead of the loads), and "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran
-// at a third of a plain read (one row at a time, the hardware prefetchers alone).
+// scalar. With AVX-512 there are two sets that differ only in how decode reads memory:
+// "avx512-vnni", tuned on a Zen 5 (kQ8_0Rows rows under 1,024 values four at a time,
+// software prefetches ahead of the kQ8_0Rows loop and of attention), and
+// "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran at a third of a plain read
+// (every row in order, no software prefetch: the hardware prefetchers alone).
 // A Zen 4 (CpuIsAmdZen4) gets the second, every other CPU the first.
 const DotKernels& BestDotKernels();
 // AMD family 19h (Zen 3 and Zen 4; with AVX-512, Zen 4).

@@ -13,8 +13,8 @@ constexpr float kF16Max = 65504.0f;
 
 // nullptr when this CPU lacks AVX-512 F/BW/VL/DQ/VNNI or FMA (F16C comes with them).
 const DotKernels* Avx512DotKernels();
-// The same set with the kQ8_0Rows decode loop tuned on a Zen 4 (one row at a time, no
-// software prefetch); nullptr likewise.
+// The same set with the kQ8_0Rows decode loop and attention tuned on a Zen 4 (rows in
+// order, no software prefetch); nullptr likewise.
 const DotKernels* Avx512Zen4DotKernels();
 // RowPrefetchVariants' sets (empty without AVX-512).
 const std::vector<DotKernels>& Avx512RowPrefetchVariants();
