@@ -472,17 +472,9 @@ KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t n
   for (; b + 8 <= nb; b += 8) ShortRowsBlocks<R, true>(row0, row_bytes, nb, a, xs, b, 8, acc);
   if (b < nb) ShortRowsBlocks<R, false>(row0, row_bytes, nb, a, xs, b, static_cast<int>(nb - b), acc);
   if constexpr (R == 4) {
-    // Rows 0 and 1 (2 and 3) folded to 8 lanes each, side by side; then to 4 lanes each,
-    // one row per 128-bit quarter; then each quarter's sum into its first lane.
     __m512 s[4];
     for (int r = 0; r < 4; ++r) s[r] = _mm512_add_ps(acc[r][0], acc[r][1]);
-    const __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(s[0], s[1], 0x44), _mm512_shuffle_f32x4(s[0], s[1], 0xEE));
-    const __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(s[2], s[3], 0x44), _mm512_shuffle_f32x4(s[2], s[3], 0xEE));
-    __m512 q = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, 0x88), _mm512_shuffle_f32x4(s01, s23, 0xDD));
-    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0x4E));
-    q = _mm512_add_ps(q, _mm512_permute_ps(q, 0xB1));
-    const __m512i firsts = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
-    _mm_storeu_ps(y, _mm512_castps512_ps128(_mm512_permutexvar_ps(firsts, q)));
+    StoreFourSums(s, y);
   } else {
     for (int r = 0; r < R; ++r) y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1]));
   }
