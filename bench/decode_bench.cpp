@@ -679,14 +679,11 @@ int Main(int argc, char** argv) {
     if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *ShortRowsOneAtATime(), *Avx512DefaultDotKernels()); }) != 0) rc = 1;
   }
   if (a.compare_avx512_sets) {
-    const DotKernels* zen4 = nullptr;
-    for (const DotKernels* k : AvailableDotKernels())
-      if (std::string_view(k->name) == "avx512-vnni-zen4") zen4 = k;
     std::printf("\n## The AVX-512 kernel sets: avx512-vnni-zen4 vs avx512-vnni (decode steps interleaved after a %d-token context, %d pairs; this CPU runs %s)\n\n",
                 a.context, 2 * a.decode_steps, BestDotKernels().name);
     std::printf("| model | dtype | threads | avx512-vnni-zen4 tok/s (median) | avx512-vnni tok/s (median) | speed-up of avx512-vnni (paired median) |\n");
     std::printf("|---|---|---:|---:|---:|---:|\n");
-    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *zen4, *Avx512DefaultDotKernels()); }) != 0) rc = 1;
+    if (AlternationRows(a, huge, [&](const Model& m, int t) { return CompareKernelSets(a, m, t, *Avx512Zen4SetDotKernels(), *Avx512DefaultDotKernels()); }) != 0) rc = 1;
   }
   std::printf("\nload average (1 min) at end: %s\n", LoadAverage().c_str());
   return rc;

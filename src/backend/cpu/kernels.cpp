@@ -513,7 +513,7 @@ std::vector<const DotKernels*> AvailableDotKernels() {
   return all;
 }
 
-bool CpuIsAmdZen4() {
+bool CpuIsAmdFamily19h() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
   if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
   char vendor[13] = {};
@@ -531,12 +531,13 @@ bool CpuIsAmdZen4() {
 const DotKernels& BestDotKernels() {
   static const DotKernels* best = [] {
     const DotKernels* zen4 = Avx512Zen4DotKernels();
-    return zen4 != nullptr && CpuIsAmdZen4() ? zen4 : AvailableDotKernels().back();
+    return zen4 != nullptr && CpuIsAmdFamily19h() ? zen4 : AvailableDotKernels().back();
   }();
   return *best;
 }
 
 const DotKernels* Avx512DefaultDotKernels() { return Avx512DotKernels(); }
+const DotKernels* Avx512Zen4SetDotKernels() { return Avx512Zen4DotKernels(); }
 
 void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
              int64_t row_end, float* y, float* scratch) {

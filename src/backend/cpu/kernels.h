@@ -96,13 +96,14 @@ inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 // software prefetches ahead of the kQ8_0Rows loop and of attention), and
 // "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran at a third of a plain read
 // (every row in order, no software prefetch: the hardware prefetchers alone).
-// A Zen 4 (CpuIsAmdZen4) gets the second, every other CPU the first.
+// A Zen 4 (CpuIsAmdFamily19h) gets the second, every other CPU the first.
 const DotKernels& BestDotKernels();
 // AMD family 19h (Zen 3 and Zen 4; with AVX-512, Zen 4).
-bool CpuIsAmdZen4();
-// The "avx512-vnni" set whatever the CPU (nullptr without AVX-512 VNNI), for
-// decode_bench --compare-avx512-sets and --compare-short-rows.
+bool CpuIsAmdFamily19h();
+// The "avx512-vnni" and "avx512-vnni-zen4" sets whatever the CPU (nullptr without
+// AVX-512 VNNI), for decode_bench --compare-avx512-sets and --compare-short-rows.
 const DotKernels* Avx512DefaultDotKernels();
+const DotKernels* Avx512Zen4SetDotKernels();
 // Portable scalar kernels (the reference the SIMD ones are tested against).
 const DotKernels& ScalarDotKernels();
 // Every kernel set this CPU can run, scalar first (for tests and benchmarks).

@@ -261,12 +261,6 @@ KV_AVX512 float DotQ4_0(const void* w, const int8_t* xq, const float* xs, int64_
 // 64-byte aligned).
 constexpr int64_t kMaxRowBlocks = 4096;  // rows of up to 131072 values
 
-KV_AVX512 inline float HSum256(__m256 v) {
-  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 pairs = _mm_hadd_ps(s, s);
-  return _mm_cvtss_f32(_mm_hadd_ps(pairs, pairs));
-}
-
 // c[b] = 128 x xs[b] x (sum of block b's activation bytes).
 KV_AVX512 void OffsetShares(const int8_t* xq, const float* xs, int64_t nb, float* c) {
   for (int64_t b = 0; b < nb; ++b) {
@@ -462,10 +456,8 @@ KV_AVX512 inline void ShortRowsBlocks(const uint8_t* row0, size_t row_bytes, int
 // y[0..R) for R rows from row0 on. REQUIRES: nb < kQ8_0RowsChunkBlocks.
 template <int R, size_t kAhead>
 KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs, float* y) {
-  if constexpr (kAhead > 0) {
-    const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
-    for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
-  }
+  const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
+  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
   __m512 acc[R][2];
   for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
   int64_t b = 0;
@@ -481,9 +473,10 @@ KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t n
 }
 
 // kAhead: the prefetch distance for rows of a chunk or more, kShortAhead for shorter
-// ones (rows of a part-chunk only); both 0: no software prefetch at all, and every row
-// taken in order by RowsInOrder (the Zen 4 set). kGroupShortRows: shorter rows kShortRowGroup at a
-// time (false: one at a time, as long rows; kept for decode_bench --compare-short-rows).
+// ones (rows of a part-chunk only); both 0: no software prefetch at all, every row
+// taken in order by RowsInOrder (the Zen 4 set). Otherwise kGroupShortRows: shorter
+// rows kShortRowGroup at a time (false: one at a time, as long rows; kept for
+// decode_bench --compare-short-rows).
 // The rows' first kAhead (kShortAhead) bytes, which no lookahead covers, are asked for
 // at once on entry: a thread's first call in a decode product starts on cold lines
 // (decode steps 1.004-1.044x faster, SmolLM2 and TinyLlama q8_0 at 1 and 2 threads, two
@@ -493,27 +486,28 @@ KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const 
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
   const auto* base = static_cast<const uint8_t*>(w);
-  if constexpr (kAhead > 0 && kShortAhead > 0) {
+  constexpr bool kInOrder = kAhead == 0 && kShortAhead == 0;
+  if constexpr (!kInOrder) {
     const size_t head = std::min(rows * row_bytes, nb < kQ8_0RowsChunkBlocks ? kShortAhead : kAhead);
-    const uintptr_t a = reinterpret_cast<uintptr_t>(base);
-    for (uintptr_t line = a & ~uintptr_t{63}; line < a + head; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
-  }
-  if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
-    ShortRowActivation a;
-    PrepareShortRowActivation(xq, nb, &a);
-    int64_t r = 0;
-    for (; r + kShortRowGroup <= rows; r += kShortRowGroup) ShortRows<kShortRowGroup, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
-    for (; r < rows; ++r) ShortRows<1, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
-  } else {
-    alignas(64) float c[kMaxRowBlocks];
-    OffsetShares(xq, xs, nb, c);
-    if constexpr (kAhead == 0 && kShortAhead == 0) {
-      RowsInOrder(base, row_bytes, rows, xq, xs, c, nb, y);
-    } else if (nb < kQ8_0RowsChunkBlocks) {
-      for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
-    } else {
-      for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
+    const uintptr_t start = reinterpret_cast<uintptr_t>(base);
+    for (uintptr_t line = start & ~uintptr_t{63}; line < start + head; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+    if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
+      ShortRowActivation a;
+      PrepareShortRowActivation(xq, nb, &a);
+      int64_t r = 0;
+      for (; r + kShortRowGroup <= rows; r += kShortRowGroup) ShortRows<kShortRowGroup, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
+      for (; r < rows; ++r) ShortRows<1, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
+      return;
     }
+  }
+  alignas(64) float c[kMaxRowBlocks];
+  OffsetShares(xq, xs, nb, c);
+  if constexpr (kInOrder) {
+    RowsInOrder(base, row_bytes, rows, xq, xs, c, nb, y);
+  } else if (nb < kQ8_0RowsChunkBlocks) {
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
   }
 }
 
@@ -844,16 +838,15 @@ const DotKernels kAvx512 = {DotF32,
 // The same kernels but for kQ8_0Rows decode, which reads its rows one after another
 // (RowsInOrder), and attention: neither issues software prefetches, leaving the
 // streams to the hardware prefetchers (nor does the backend ahead of attention:
-// software_prefetch). On the
-// Zen 4 this was measured on (an EPYC VM, 2026-12-06; `matvec_bench --shapes`, one
-// thread, from memory), kAvx512's decode loop ran far below a plain read: four short
-// rows at a time (four interleaved streams 612 bytes apart) 26-31% of the read against
-// 73-80% one row at a time, and rows of 1,536 values 50-54% with the four-chunk software
-// prefetch against 68-73% without it. kAvx512's choices were measured on a Zen 5, where
+// software_prefetch). On the Zen 4 this was measured on (an EPYC VM, 2026-12-06;
+// `matvec_bench --shapes`, one thread, from memory), kAvx512's decode loop ran far
+// below a plain read: four short rows at a time (four interleaved streams 612 bytes
+// apart) 26-31% of the read against 73-80% one row at a time, and rows of 1,536 values
+// 50-54% with the four-chunk software prefetch against 68-73% without it. kAvx512's choices were measured on a Zen 5, where
 // they were worth 3-15% (docs/bench-decode.md, eighth to eleventh passes).
 const DotKernels kAvx512Zen4 = [] {
   DotKernels k = kAvx512;
-  k.q8_0_rows = DotQ8_0Rows<0, 0, /*kGroupShortRows=*/false>;
+  k.q8_0_rows = DotQ8_0Rows<0, 0>;
   k.attend = Attend<false>;
   k.attend_f16 = AttendF16<false>;
   k.name = "avx512-vnni-zen4";

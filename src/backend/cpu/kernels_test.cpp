@@ -108,16 +108,14 @@ TEST(Kernels, BestSetFollowsTheCpu) {
   EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni"), avx512 ? 1 : 0);
   EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni-zen4"), avx512 ? 1 : 0);
   const std::string best = BestDotKernels().name;
-  if (avx512) EXPECT_EQ(best, CpuIsAmdZen4() ? "avx512-vnni-zen4" : "avx512-vnni");
+  if (avx512) EXPECT_EQ(best, CpuIsAmdFamily19h() ? "avx512-vnni-zen4" : "avx512-vnni");
   else EXPECT_TRUE(best == "avx2" || best == "scalar") << best;
   EXPECT_TRUE(BestDotKernels().prefers_q8_0_rows == avx512);
   if (!avx512) return;
   // The sets keep their own tunings: avx512-vnni's decode loop is the one that prefetches
   // four chunks ahead on every row (the 4/4 variant), with attention prefetching too.
   const DotKernels* full = Avx512DefaultDotKernels();
-  const DotKernels* zen4 = nullptr;
-  for (const DotKernels* k : AvailableDotKernels())
-    if (std::string_view(k->name) == "avx512-vnni-zen4") zen4 = k;
+  const DotKernels* zen4 = Avx512Zen4SetDotKernels();
   ASSERT_NE(zen4, nullptr);
   EXPECT_EQ(full->q8_0_rows, RowPrefetchVariant(4, 4)->q8_0_rows);
   EXPECT_NE(zen4->q8_0_rows, full->q8_0_rows);
