@@ -509,18 +509,29 @@ std::vector<const DotKernels*> AvailableDotKernels() {
   // AVX2 and FMA has it.
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) all.push_back(&kAvx2);
   if (const DotKernels* k = Avx512Zen4DotKernels()) all.push_back(k);
+  if (const DotKernels* k = Avx512IntelDotKernels()) all.push_back(k);
   if (const DotKernels* k = Avx512DotKernels()) all.push_back(k);
   return all;
 }
 
-bool CpuIsAmdFamily19h() {
+namespace {
+// CPUID leaf 0's vendor string ("" where CPUID has no leaf 0).
+std::string CpuVendor() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return "";
   char vendor[13] = {};
   std::memcpy(vendor, &ebx, 4);
   std::memcpy(vendor + 4, &edx, 4);
   std::memcpy(vendor + 8, &ecx, 4);
-  if (std::string_view(vendor) != "AuthenticAMD" || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
+  return vendor;
+}
+}  // namespace
+
+bool CpuIsIntel() { return CpuVendor() == "GenuineIntel"; }
+
+bool CpuIsAmdFamily19h() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (CpuVendor() != "AuthenticAMD" || !__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return false;
   const unsigned base_family = (eax >> 8) & 0xF, extended_family = (eax >> 20) & 0xFF;
   const unsigned family = base_family == 0xF ? base_family + extended_family : base_family;
   // Family 19h is Zen 3 and Zen 4; of those only Zen 4 has AVX-512, which the callers
@@ -531,13 +542,17 @@ bool CpuIsAmdFamily19h() {
 const DotKernels& BestDotKernels() {
   static const DotKernels* best = [] {
     const DotKernels* zen4 = Avx512Zen4DotKernels();
-    return zen4 != nullptr && CpuIsAmdFamily19h() ? zen4 : AvailableDotKernels().back();
+    const DotKernels* intel = Avx512IntelDotKernels();
+    if (zen4 != nullptr && CpuIsAmdFamily19h()) return zen4;
+    if (intel != nullptr && CpuIsIntel()) return intel;
+    return AvailableDotKernels().back();
   }();
   return *best;
 }
 
 const DotKernels* Avx512DefaultDotKernels() { return Avx512DotKernels(); }
 const DotKernels* Avx512Zen4SetDotKernels() { return Avx512Zen4DotKernels(); }
+const DotKernels* Avx512IntelSetDotKernels() { return Avx512IntelDotKernels(); }
 
 void DotRows(const DotKernels& k, const Tensor& w, const float* x, const int8_t* xq, const float* xs, int64_t row_begin,
              int64_t row_end, float* y, float* scratch) {

@@ -91,19 +91,26 @@ inline constexpr int kDotTile = 4;   // activation rows (tokens) per prefill til
 inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 
 // The best kernels this CPU supports (computed once): AVX-512 VNNI, else AVX2, else
-// scalar. With AVX-512 there are two sets that differ only in how decode reads memory:
+// scalar. With AVX-512 there are three sets that differ only in how decode reads memory:
 // "avx512-vnni", tuned on a Zen 5 (kQ8_0Rows rows under 1,024 values four at a time,
-// software prefetches ahead of the kQ8_0Rows loop and of attention), and
+// software prefetches into L1 ahead of the kQ8_0Rows loop and of attention);
 // "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran at a third of a plain read
-// (every row in order, no software prefetch: the hardware prefetchers alone).
-// A Zen 4 (CpuIsAmdFamily19h) gets the second, every other CPU the first.
+// (every row in order, no software prefetch: the hardware prefetchers alone); and
+// "avx512-vnni-intel", tuned on a Xeon: the first, but the kQ8_0Rows loop's lookahead
+// prefetches fill L2 only.
+// A Zen 4 (CpuIsAmdFamily19h) gets the second, an Intel CPU (CpuIsIntel) the third,
+// every other CPU the first.
 const DotKernels& BestDotKernels();
 // AMD family 19h (Zen 3 and Zen 4; with AVX-512, Zen 4).
 bool CpuIsAmdFamily19h();
-// The "avx512-vnni" and "avx512-vnni-zen4" sets whatever the CPU (nullptr without
-// AVX-512 VNNI), for decode_bench --compare-avx512-sets and --compare-short-rows.
+// The CPUID vendor is GenuineIntel.
+bool CpuIsIntel();
+// The "avx512-vnni", "avx512-vnni-zen4" and "avx512-vnni-intel" sets whatever the CPU
+// (nullptr without AVX-512 VNNI), for decode_bench --compare-avx512-sets and
+// --compare-short-rows.
 const DotKernels* Avx512DefaultDotKernels();
 const DotKernels* Avx512Zen4SetDotKernels();
+const DotKernels* Avx512IntelSetDotKernels();
 // Portable scalar kernels (the reference the SIMD ones are tested against).
 const DotKernels& ScalarDotKernels();
 // Every kernel set this CPU can run, scalar first (for tests and benchmarks).

@@ -318,11 +318,22 @@ KV_AVX512 inline void RowsGroup(const int8_t* q, const uint8_t* scales, const in
 constexpr size_t kRowPrefetchAhead = 4 * kQ8_0RowsChunkBytes;
 constexpr size_t kShortRowPrefetchAhead = 4 * kQ8_0RowsChunkBytes;
 
+// Where the kQ8_0Rows loop's lookahead prefetches put their lines: L1 (prefetcht0, the
+// Zen 5 tuning) or L2 only (prefetcht1; the Intel set, see kAvx512Intel).
+enum class PrefetchTo { kL1, kL2 };
+
+template <PrefetchTo kTo>
+KV_AVX512 inline void PrefetchAddress(uintptr_t a) {
+  // __builtin_prefetch's third argument is the locality: 3 is prefetcht0, 2 prefetcht1.
+  __builtin_prefetch(reinterpret_cast<const char*>(a), 0, kTo == PrefetchTo::kL1 ? 3 : 2);
+}
+
 // The address may lie past the end of the weights (the last row's lookahead): formed as
 // an integer, since a pointer that far past its object would be undefined behaviour,
 // and a prefetch of an address that is not mapped does not fault.
+template <PrefetchTo kTo>
 KV_AVX512 inline void PrefetchLine(const uint8_t* p, size_t offset) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + offset), _MM_HINT_T0);
+  PrefetchAddress<kTo>(reinterpret_cast<uintptr_t>(p) + offset);
 }
 
 // A row chunk by chunk (model/quant.h): each chunk's scales, then its values, so the
@@ -330,7 +341,7 @@ KV_AVX512 inline void PrefetchLine(const uint8_t* p, size_t offset) {
 // prefetches 4, the chunk's end the 17th (kAhead > 0). Returns the row's partial sums,
 // whose 16 lanes add up to its product: the horizontal sum is left to the caller, which
 // may fold several rows' into one.
-template <size_t kAhead>
+template <size_t kAhead, PrefetchTo kTo = PrefetchTo::kL1>
 __attribute__((always_inline)) KV_AVX512 inline __m512 RowSums(const uint8_t* row, const int8_t* xq, const float* xs, const float* c,
                                                                int64_t nb) {
   static_assert(kQ8_0RowsChunkBytes == 17 * 64 && kQ8_0RowsChunkBlocks == 32, "the prefetch pattern covers one 17-line chunk");
@@ -343,10 +354,10 @@ __attribute__((always_inline)) KV_AVX512 inline __m512 RowSums(const uint8_t* ro
     #pragma GCC unroll 4
     for (int64_t b = 0; b < kQ8_0RowsChunkBlocks; b += 8) {
       if constexpr (kAhead > 0)
-        for (int i = 0; i < 4; ++i) PrefetchLine(scales, kAhead + 64 * (b / 2 + i));
+        for (int i = 0; i < 4; ++i) PrefetchLine<kTo>(scales, kAhead + 64 * (b / 2 + i));
       RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     }
-    if constexpr (kAhead > 0) PrefetchLine(scales, kAhead + 16 * 64);
+    if constexpr (kAhead > 0) PrefetchLine<kTo>(scales, kAhead + 16 * 64);
   }
   if (first < nb) {
     const int64_t count = nb - first;
@@ -354,7 +365,7 @@ __attribute__((always_inline)) KV_AVX512 inline __m512 RowSums(const uint8_t* ro
     const auto* q = reinterpret_cast<const int8_t*>(scales + 2 * count);
     const size_t tail_bytes = count * sizeof(BlockQ8_0);
     if constexpr (kAhead > 0)
-      for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine(scales, kAhead + i);
+      for (size_t i = 0; i < tail_bytes + 64; i += 64) PrefetchLine<kTo>(scales, kAhead + i);
     int64_t b = 0;
     for (; b + 8 <= count; b += 8) RowsGroup<true>(q, scales, xq + first * 32, xs + first, c + first, b, 8, acc, &corr);
     if (b < count) RowsGroup<false>(q, scales, xq + first * 32, xs + first, c + first, b, static_cast<int>(count - b), acc, &corr);
@@ -363,9 +374,9 @@ __attribute__((always_inline)) KV_AVX512 inline __m512 RowSums(const uint8_t* ro
   return _mm512_sub_ps(sum, _mm512_zextps256_ps512(corr));
 }
 
-template <size_t kAhead>
+template <size_t kAhead, PrefetchTo kTo>
 KV_AVX512 float DotQ8_0Row(const uint8_t* row, const int8_t* xq, const float* xs, const float* c, int64_t n) {
-  return _mm512_reduce_add_ps(RowSums<kAhead>(row, xq, xs, c, n / 32));
+  return _mm512_reduce_add_ps(RowSums<kAhead, kTo>(row, xq, xs, c, n / 32));
 }
 
 // y[r] for four rows' sums s[0..3]: folded pairwise, rows 0 and 1 (2 and 3) to 8 lanes
@@ -454,10 +465,10 @@ KV_AVX512 inline void ShortRowsBlocks(const uint8_t* row0, size_t row_bytes, int
 }
 
 // y[0..R) for R rows from row0 on. REQUIRES: nb < kQ8_0RowsChunkBlocks.
-template <int R, size_t kAhead>
+template <int R, size_t kAhead, PrefetchTo kTo>
 KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs, float* y) {
   const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
-  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) PrefetchAddress<kTo>(line);
   __m512 acc[R][2];
   for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
   int64_t b = 0;
@@ -476,12 +487,13 @@ KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t n
 // ones (rows of a part-chunk only); both 0: no software prefetch at all, every row
 // taken in order by RowsInOrder (the Zen 4 set). Otherwise kGroupShortRows: shorter
 // rows kShortRowGroup at a time (false: one at a time, as long rows; kept for
-// decode_bench --compare-short-rows).
+// decode_bench --compare-short-rows), and kTo: the cache level the lookahead fills.
 // The rows' first kAhead (kShortAhead) bytes, which no lookahead covers, are asked for
-// at once on entry: a thread's first call in a decode product starts on cold lines
-// (decode steps 1.004-1.044x faster, SmolLM2 and TinyLlama q8_0 at 1 and 2 threads, two
-// alternations in one process against a copy without it).
-template <size_t kAhead, size_t kShortAhead, bool kGroupShortRows = true>
+// at once on entry, into L1 whatever kTo: a thread's first call in a decode product
+// starts on cold lines (decode steps 1.004-1.044x faster, SmolLM2 and TinyLlama q8_0 at
+// 1 and 2 threads, two alternations in one process against a copy without it; on the
+// Intel VM, into L2 instead was 1.00-1.015x slower).
+template <size_t kAhead, size_t kShortAhead, bool kGroupShortRows = true, PrefetchTo kTo = PrefetchTo::kL1>
 KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const int8_t* xq, const float* xs, int64_t n, float* y) {
   const int64_t nb = n / 32;
   KV_CHECK_MSG(nb <= kMaxRowBlocks, "kQ8_0Rows decode: row longer than the kernel's activation buffer");
@@ -490,13 +502,13 @@ KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const 
   if constexpr (!kInOrder) {
     const size_t head = std::min(rows * row_bytes, nb < kQ8_0RowsChunkBlocks ? kShortAhead : kAhead);
     const uintptr_t start = reinterpret_cast<uintptr_t>(base);
-    for (uintptr_t line = start & ~uintptr_t{63}; line < start + head; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+    for (uintptr_t line = start & ~uintptr_t{63}; line < start + head; line += 64) PrefetchAddress<PrefetchTo::kL1>(line);
     if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
       ShortRowActivation a;
       PrepareShortRowActivation(xq, nb, &a);
       int64_t r = 0;
-      for (; r + kShortRowGroup <= rows; r += kShortRowGroup) ShortRows<kShortRowGroup, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
-      for (; r < rows; ++r) ShortRows<1, kShortAhead>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
+      for (; r + kShortRowGroup <= rows; r += kShortRowGroup) ShortRows<kShortRowGroup, kShortAhead, kTo>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
+      for (; r < rows; ++r) ShortRows<1, kShortAhead, kTo>(base + r * row_bytes, row_bytes, nb, a, xs, y + r);
       return;
     }
   }
@@ -505,9 +517,9 @@ KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const 
   if constexpr (kInOrder) {
     RowsInOrder(base, row_bytes, rows, xq, xs, c, nb, y);
   } else if (nb < kQ8_0RowsChunkBlocks) {
-    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead>(base + r * row_bytes, xq, xs, c, n);
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kShortAhead, kTo>(base + r * row_bytes, xq, xs, c, n);
   } else {
-    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead>(base + r * row_bytes, xq, xs, c, n);
+    for (int64_t r = 0; r < rows; ++r) y[r] = DotQ8_0Row<kAhead, kTo>(base + r * row_bytes, xq, xs, c, n);
   }
 }
 
@@ -854,6 +866,26 @@ const DotKernels kAvx512Zen4 = [] {
   return k;
 }();
 
+// The same kernels but for where kQ8_0Rows decode's lookahead puts its lines: in L2
+// (prefetcht1), not L1. On the Intel CPU this was measured on (a Xeon, family 6 model
+// 207, under KVM, 2026-12-06), decode steps alternated in one process against kAvx512
+// ran 1.01-1.08x faster (`decode_bench --compare-avx512-sets`, SmolLM2 and TinyLlama
+// q8_0 at 1 and 2 threads, two runs; one of eight pairs 0.94x, in a spell when
+// SmolLM2's weights ran faster than a read), and `matvec_bench --shapes` read rows of
+// 576, 1,536 and 5,632 values 3-4% faster. Prefetches into L1 occupy the core's few L1
+// miss buffers until their lines arrive, which the loop's own loads then wait behind;
+// L2's streamer takes the rest. On the Zen 5 the other tuning came from, prefetcht1
+// had been the slower (eighth pass), so this set is Intel's only. Eight chunks ahead
+// instead of four: level (0.99-1.00x); every long row in order as the Zen 4 set does,
+// with this prefetch: level (1.00x); attention without its prefetches: slower (0.98-1.00x
+// at 128 tokens, 0.96x at 1,000), so attention keeps them.
+const DotKernels kAvx512Intel = [] {
+  DotKernels k = kAvx512;
+  k.q8_0_rows = DotQ8_0Rows<kRowPrefetchAhead, kShortRowPrefetchAhead, true, PrefetchTo::kL2>;
+  k.name = "avx512-vnni-intel";
+  return k;
+}();
+
 bool HasAvx512Vnni() {
   __builtin_cpu_init();
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
@@ -864,6 +896,7 @@ bool HasAvx512Vnni() {
 
 const DotKernels* Avx512DotKernels() { return HasAvx512Vnni() ? &kAvx512 : nullptr; }
 const DotKernels* Avx512Zen4DotKernels() { return HasAvx512Vnni() ? &kAvx512Zen4 : nullptr; }
+const DotKernels* Avx512IntelDotKernels() { return HasAvx512Vnni() ? &kAvx512Intel : nullptr; }
 
 QuantizeActivationFn Avx512QuantizeActivationQ8() { return Avx512DotKernels() ? &QuantizeQ8 : nullptr; }
 

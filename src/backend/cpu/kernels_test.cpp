@@ -105,18 +105,21 @@ TEST(Kernels, BestSetFollowsTheCpu) {
   std::vector<std::string> names;
   for (const DotKernels* k : AvailableDotKernels()) names.emplace_back(k->name);
   const bool avx512 = Avx512DefaultDotKernels() != nullptr;
-  EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni"), avx512 ? 1 : 0);
-  EXPECT_EQ(std::count(names.begin(), names.end(), "avx512-vnni-zen4"), avx512 ? 1 : 0);
+  for (const char* set : {"avx512-vnni", "avx512-vnni-zen4", "avx512-vnni-intel"})
+    EXPECT_EQ(std::count(names.begin(), names.end(), set), avx512 ? 1 : 0) << set;
   const std::string best = BestDotKernels().name;
-  if (avx512) EXPECT_EQ(best, CpuIsAmdFamily19h() ? "avx512-vnni-zen4" : "avx512-vnni");
+  if (avx512) EXPECT_EQ(best, CpuIsAmdFamily19h() ? "avx512-vnni-zen4" : CpuIsIntel() ? "avx512-vnni-intel" : "avx512-vnni");
   else EXPECT_TRUE(best == "avx2" || best == "scalar") << best;
   EXPECT_TRUE(BestDotKernels().prefers_q8_0_rows == avx512);
   if (!avx512) return;
   // The sets keep their own tunings: avx512-vnni's decode loop is the one that prefetches
-  // four chunks ahead on every row (the 4/4 variant), with attention prefetching too.
+  // four chunks ahead on every row (the 4/4 variant), with attention prefetching too;
+  // the Intel set differs from it in that loop only.
   const DotKernels* full = Avx512DefaultDotKernels();
   const DotKernels* zen4 = Avx512Zen4SetDotKernels();
+  const DotKernels* intel = Avx512IntelSetDotKernels();
   ASSERT_NE(zen4, nullptr);
+  ASSERT_NE(intel, nullptr);
   EXPECT_EQ(full->q8_0_rows, RowPrefetchVariant(4, 4)->q8_0_rows);
   EXPECT_NE(zen4->q8_0_rows, full->q8_0_rows);
   EXPECT_NE(zen4->attend, full->attend);
@@ -124,6 +127,12 @@ TEST(Kernels, BestSetFollowsTheCpu) {
   EXPECT_TRUE(full->software_prefetch);
   EXPECT_FALSE(zen4->software_prefetch);
   EXPECT_EQ(zen4->q8_0_rows_tile, full->q8_0_rows_tile);
+  EXPECT_NE(intel->q8_0_rows, full->q8_0_rows);
+  EXPECT_NE(intel->q8_0_rows, zen4->q8_0_rows);
+  EXPECT_EQ(intel->attend, full->attend);
+  EXPECT_EQ(intel->attend_f16, full->attend_f16);
+  EXPECT_TRUE(intel->software_prefetch);
+  EXPECT_EQ(intel->q8_0_rows_tile, full->q8_0_rows_tile);
 }
 
 TEST(Kernels, Q8_0RowsKernelsMatchQ8_0) {
