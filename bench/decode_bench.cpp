@@ -1,7 +1,9 @@
 // decode_bench: how close CPU decode gets to the memory-bandwidth limit.
 //
 // In one run: (1) this machine's streaming read bandwidth (1 and 2 threads, a buffer
-// far larger than the caches); (2) for synthetic models of real shapes (generated into
+// far larger than the caches), read in whichever of read_sum.h's ways (plain loads, or
+// with a software prefetch into L2 or L1) is fastest here, the read every limit below
+// uses; (2) for synthetic models of real shapes (generated into
 // a cache dir with the synth tool if missing), decode tokens/s of one sequence after a
 // prefilled context and prefill tokens/s of one prompt, at 1 and 2 threads. Decode
 // reads every weight and the sequence's KV cache once per token, so the time to read
@@ -117,20 +119,20 @@ std::string LoadAverage() {
 // --- memory bandwidth -------------------------------------------------------------
 
 // Time of one streaming read of `buf` by `threads` threads.
-double TimedRead(std::span<const uint64_t> buf, int threads, uint64_t* sink) {
-  const TimedReadResult r = ThreadedReadSum(buf, threads);
+double TimedRead(std::span<const uint64_t> buf, int threads, ReadKernel kernel, uint64_t* sink) {
+  const TimedReadResult r = ThreadedReadSum(buf, threads, kernel);
   *sink ^= r.sum;
   return r.seconds;
 }
 
 // Best-of-`reps` read bandwidth in bytes/s with `threads` threads, each streaming its share.
-Rate MeasureReadBandwidth(std::span<const uint64_t> buf, int threads, int reps) {
+Rate MeasureReadBandwidth(std::span<const uint64_t> buf, int threads, ReadKernel kernel, int reps) {
   Rate best;
   uint64_t sink = 0;
   const double bytes = static_cast<double>(buf.size() * sizeof(uint64_t));
   for (int r = 0; r < reps; ++r) {
     const double c0 = ProcessCpuSeconds();
-    const double secs = TimedRead(buf, threads, &sink);
+    const double secs = TimedRead(buf, threads, kernel, &sink);
     const double cpu = (ProcessCpuSeconds() - c0) / threads;
     best.wall = std::max(best.wall, bytes / secs);
     best.cpu = std::max(best.cpu, bytes / cpu);
@@ -270,7 +272,10 @@ CpuBackendConfig BenchBackendConfig(const Args& a, int threads, KvCacheDType kv)
 // `read_buf`: as many bytes as one decode step reads; each timed step is followed by a
 // timed read of it with as many threads, so every step has its own bandwidth limit,
 // measured within a fraction of a second of it.
-StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvCacheDType kv, std::span<const uint64_t> read_buf) {
+// read_buf, read: the limit's bytes and how they are read (the fastest read kernel for
+// `threads`).
+StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvCacheDType kv, std::span<const uint64_t> read_buf,
+                             ReadKernel read_kernel) {
   const int block_size = kBlockSize;
   CpuForwardProfile profile;
   CpuBackendConfig cfg = BenchBackendConfig(a, threads, kv);
@@ -333,7 +338,7 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvC
       KV_RETURN_IF_ERROR(backend->Forward(SequenceBatch({argmax()}, pos, block_size), logits));
       const double step = Seconds(s0, Clock::now());
       LetPoolWorkersSleep();
-      const double read = TimedRead(read_buf, threads, &sink);
+      const double read = TimedRead(read_buf, threads, read_kernel, &sink);
       step_seconds.push_back(step);
       read_seconds.push_back(read);
       ratios.push_back(read / step);
@@ -359,7 +364,7 @@ StatusOr<RunResult> RunModel(const Args& a, const Model& model, int threads, KvC
       }
       LetPoolWorkersSleep();
       for (int s = 0; s <= kSteadyRun; ++s) {
-        const double read = TimedRead(read_buf, threads, &sink);
+        const double read = TimedRead(read_buf, threads, read_kernel, &sink);
         if (s > 0) reads.push_back(read);
       }
       steady_ratios.push_back(Median(reads) / Median(steps));
@@ -565,18 +570,36 @@ int Main(int argc, char** argv) {
 
   std::printf("machine: %u hardware threads; load average (1 min) at start: %s\n\n", std::thread::hardware_concurrency(), LoadAverage().c_str());
   // Bandwidth first, with the buffer's pages already faulted in.
+  // Per thread count, the fastest way to read (read_sum.h), then its bandwidth; every
+  // limit below reads that way.
   std::vector<Rate> bw;
+  std::vector<ReadKernel> read_kernels;
+  std::vector<std::vector<double>> read_medians(a.threads.size());
   const bool huge = a.weights == WeightMemory::kHugePages;
   {
     const ReadBuffer buf(a.bw_bytes, huge);
-    for (int t : a.threads) bw.push_back(MeasureReadBandwidth(buf.words(), t, a.bw_reps));
+    for (size_t i = 0; i < a.threads.size(); ++i) {
+      read_kernels.push_back(FastestReadKernel(buf.words(), a.threads[i], a.bw_reps, &read_medians[i]));
+      bw.push_back(MeasureReadBandwidth(buf.words(), a.threads[i], read_kernels[i], a.bw_reps));
+    }
   }
-  std::printf("## Memory read bandwidth (%zu MiB buffer, best of %d)\n\n", a.bw_bytes >> 20, a.bw_reps);
-  std::printf("| threads | GB/s (wall) | GB/s (CPU time) |\n|---:|---:|---:|\n");
-  for (size_t i = 0; i < a.threads.size(); ++i) std::printf("| %d | %.1f | %.1f |\n", a.threads[i], bw[i].wall / 1e9, bw[i].cpu / 1e9);
+  std::printf("## Memory read bandwidth (%zu MiB buffer)\n\n", a.bw_bytes >> 20);
+  std::printf("Each read kernel's median over %d interleaved reads; the fastest is the limit's read for that thread count, and its "
+              "best of %d more reads the bandwidth.\n\n", a.bw_reps, a.bw_reps);
+  std::printf("| threads |");
+  for (ReadKernel k : kReadKernels) std::printf(" %s GB/s (median) |", ReadKernelName(k));
+  std::printf(" the limit's read | GB/s (wall, best) | GB/s (CPU time) |\n|---:|");
+  for (size_t k = 0; k < std::size(kReadKernels); ++k) std::printf("---:|");
+  std::printf("---|---:|---:|\n");
+  const double bw_bytes = static_cast<double>(a.bw_bytes / sizeof(uint64_t) * sizeof(uint64_t));
+  for (size_t i = 0; i < a.threads.size(); ++i) {
+    std::printf("| %d |", a.threads[i]);
+    for (double m : read_medians[i]) std::printf(" %.1f |", bw_bytes / m / 1e9);
+    std::printf(" %s | %.1f | %.1f |\n", ReadKernelName(read_kernels[i]), bw[i].wall / 1e9, bw[i].cpu / 1e9);
+  }
   std::printf("\n## Decode and prefill (CPU backend, fast path)\n\n");
   std::printf("decode: %d-token context, then %d timed steps in a row (the mean, wall clock, and per CPU second / threads "
-              "against the best read bandwidth above) and %d steps each followed by a timed streaming read of as many bytes as the "
+              "against the best read bandwidth above) and %d steps each followed by a timed streaming read (the limit's read above) of as many bytes as the "
               "step's weights and KV (at the middle of those steps' contexts) with as many threads (the limit). BW fraction = median over those pairs of read time / step time. "
               "Steady state: %d runs of %d steps in a row, each followed by %d reads in a row of that buffer (each run after an "
               "untimed step or read); the median over runs of median read / median step. "
@@ -612,7 +635,7 @@ int Main(int argc, char** argv) {
     for (size_t ti = 0; ti < a.threads.size(); ++ti)
       for (KvCacheDType kv : a.kv_dtypes) {
         const double kv_bytes = KvBytesPerStep(a, **model, kv), bytes = weight_bytes + kv_bytes;
-        auto r = RunModel(a, **model, a.threads[ti], kv, read_buf.words().first(static_cast<size_t>(bytes) / sizeof(uint64_t)));
+        auto r = RunModel(a, **model, a.threads[ti], kv, read_buf.words().first(static_cast<size_t>(bytes) / sizeof(uint64_t)), read_kernels[ti]);
         if (!r.ok()) {
           std::fprintf(stderr, "decode_bench: %s\n", r.status().message().c_str());
           rc = 1;

@@ -58,7 +58,7 @@ using Clock = std::chrono::steady_clock;
 
 int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<const Tensor*>& rows_mats, const DotKernels& k, int threads,
                    int reps, double bytes,
-                   std::span<const uint64_t> stream, const std::vector<float>& x, const std::vector<int8_t>& xq,
+                   std::span<const uint64_t> stream, ReadKernel read_kernel, const std::vector<float>& x, const std::vector<int8_t>& xq,
                    const std::vector<float>& xs, const char* path) {
   ThreadPool pool(threads);
   int64_t max_rows = 0, max_cols = 0, all_rows = 0;
@@ -109,7 +109,7 @@ int ThreadedPasses(const std::vector<const Tensor*>& mats, const std::vector<con
     for (int c = 0; c < kPasses; ++c) {
       if (c == 0) {
         LetPoolWorkersSleep();
-        const TimedReadResult read = ThreadedReadSum(stream, threads);
+        const TimedReadResult read = ThreadedReadSum(stream, threads, read_kernel);
         sink += read.sum;
         secs[0].push_back(read.seconds);
         continue;
@@ -141,8 +141,8 @@ int ShapesMain(const std::string& list, int reps) {
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::printf("Q8_0 decode from memory by shape: %s kernels, one thread, 128-row calls, ~600 MB per layout, %d interleaved passes\n\n",
               k.name, reps);
-  std::printf("| shape (rows x values) | row bytes | Q8_0 blocks GB/s | fraction of read | kQ8_0Rows GB/s | fraction of read |\n");
-  std::printf("|---|---:|---:|---:|---:|---:|\n");
+  std::printf("| shape (rows x values) | row bytes | Q8_0 blocks GB/s | fraction of read | kQ8_0Rows GB/s | fraction of read | the read (the fastest here) |\n");
+  std::printf("|---|---:|---:|---:|---:|---:|---|\n");
   for (const std::string& item : Split(list, ',')) {
     int64_t rows = 0, cols = 0;
     if (std::sscanf(item.c_str(), "%ldx%ld", &rows, &cols) != 2 || rows < 1 || cols < 32 || cols % 32 != 0 || cols > 131072) {
@@ -188,10 +188,12 @@ int ShapesMain(const std::string& list, int reps) {
       return std::chrono::duration<double>(Clock::now() - t0).count();
     };
     std::vector<double> blocks_ratio, split_ratio, blocks_s, split_s;
+    const std::span<const uint64_t> words(reinterpret_cast<const uint64_t*>((*blocks)->data()), total / 8);
+    const ReadKernel read_kernel = FastestReadKernel(words, 1, 3);
     uint64_t sink = 0;
     for (int rep = 0; rep < reps; ++rep) {
       const double tb = pass((*blocks)->data(), DType::kQ8_0);
-      const TimedReadResult read = ThreadedReadSum(std::span<const uint64_t>(reinterpret_cast<const uint64_t*>((*blocks)->data()), total / 8), 1);
+      const TimedReadResult read = ThreadedReadSum(words, 1, read_kernel);
       const double ts = pass((*split)->data(), DType::kQ8_0Rows);
       sink += read.sum + static_cast<uint64_t>(y[0] != 0);
       blocks_s.push_back(tb);
@@ -199,8 +201,8 @@ int ShapesMain(const std::string& list, int reps) {
       blocks_ratio.push_back(read.seconds / tb);
       split_ratio.push_back(read.seconds / ts);
     }
-    std::printf("| %ld x %ld | %zu | %.1f | %.0f%% | %.1f | %.0f%% |\n", rows, cols, row_bytes, total / Median(blocks_s) / 1e9,
-                100 * Median(blocks_ratio), total / Median(split_s) / 1e9, 100 * Median(split_ratio));
+    std::printf("| %ld x %ld | %zu | %.1f | %.0f%% | %.1f | %.0f%% | %s |\n", rows, cols, row_bytes, total / Median(blocks_s) / 1e9,
+                100 * Median(blocks_ratio), total / Median(split_s) / 1e9, 100 * Median(split_ratio), ReadKernelName(read_kernel));
     if (sink == 42) std::printf(" ");
   }
   return 0;
@@ -288,12 +290,15 @@ int Main(int argc, char** argv) {
   // Warm-up: fault in the mapped weights once.
   for (const Tensor* t : mats) DotRows(*sets.front(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
   for (const Tensor* t : rows_mats) DotRows(BestDotKernels(), *t, x.data(), xq.data(), xs.data(), 0, t->rows(), y.data(), scratch.data());
-  if (threads > 1) return ThreadedPasses(mats, rows_mats, *sets.back(), threads, reps, bytes, stream, x, xq, xs, argv[1]);
+  // The limit reads the way that is fastest here (read_sum.h).
+  const ReadKernel read_kernel = FastestReadKernel(stream, threads, 3);
+  std::printf("the limit's read: %s (the fastest of read_sum.h's read kernels here)\n\n", ReadKernelName(read_kernel));
+  if (threads > 1) return ThreadedPasses(mats, rows_mats, *sets.back(), threads, reps, bytes, stream, read_kernel, x, xq, xs, argv[1]);
   std::vector<std::vector<double>> secs(sets.size() + 2);
   uint64_t sink = 0;
   for (int r = 0; r < reps; ++r) {
     auto t0 = Clock::now();
-    sink += ReadSum(stream.data(), stream.size());
+    sink += ReadSum(stream.data(), stream.size(), read_kernel);
     secs[0].push_back(std::chrono::duration<double>(Clock::now() - t0).count());
     for (size_t k = 0; k < sets.size(); ++k) {
       t0 = Clock::now();

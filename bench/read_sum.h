@@ -34,10 +34,38 @@ inline uint64_t ReadSumPlain(const uint64_t* p, size_t n) {
   return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
 }
 
+// How the limit's read asks for its lines: a plain loop of loads, which leaves the
+// stream to the hardware prefetchers, or the same loop with a software prefetch
+// kReadPrefetchAhead bytes ahead into L2 (prefetcht1) or into L1 (prefetcht0). On the
+// Intel Xeon VM of 2026-12-06 a one-thread read of 600 MB ran at 13.5-13.8 GB/s plain
+// and 14.7-15.2 GB/s with either prefetch (medians of 9 interleaved reads, two runs;
+// 2-8 KiB ahead alike): there the plain read was no limit, since the decode kernels,
+// which prefetch, beat it (docs/bench-decode.md, fourteenth pass). Which is fastest
+// depends on the CPU, so the benchmarks measure each and take the fastest
+// (FastestReadKernel).
+enum class ReadKernel { kPlain, kPrefetchL2, kPrefetchL1 };
+inline constexpr ReadKernel kReadKernels[] = {ReadKernel::kPlain, ReadKernel::kPrefetchL2, ReadKernel::kPrefetchL1};
+inline constexpr size_t kReadPrefetchAhead = 4096;
+
+inline const char* ReadKernelName(ReadKernel k) {
+  switch (k) {
+    case ReadKernel::kPlain: return "plain loads";
+    case ReadKernel::kPrefetchL2: return "prefetch to L2";
+    case ReadKernel::kPrefetchL1: return "prefetch to L1";
+  }
+  return "?";
+}
+
+// kLocality: 0 for no software prefetch, else __builtin_prefetch's locality (2:
+// prefetcht1, 3: prefetcht0). The prefetched address may lie past the buffer's end:
+// formed as an integer, and a prefetch does not fault.
+template <int kLocality>
 __attribute__((target("avx2"))) inline uint64_t ReadSumAvx2(const uint64_t* p, size_t n) {
   __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
   size_t i = 0;
   for (; i + 16 <= n; i += 16) {
+    if constexpr (kLocality > 0)
+      __builtin_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p + i) + kReadPrefetchAhead), 0, kLocality);
     a0 = _mm256_add_epi64(a0, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i)));
     a1 = _mm256_add_epi64(a1, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 4)));
     a2 = _mm256_add_epi64(a2, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i + 8)));
@@ -49,9 +77,16 @@ __attribute__((target("avx2"))) inline uint64_t ReadSumAvx2(const uint64_t* p, s
   return lanes[0] + lanes[1] + lanes[2] + lanes[3] + ReadSumPlain(p + i, n - i);
 }
 
-inline uint64_t ReadSum(const uint64_t* p, size_t n) {
+// Without AVX2 every kernel is the plain loop.
+inline uint64_t ReadSum(const uint64_t* p, size_t n, ReadKernel k = ReadKernel::kPlain) {
   static const bool avx2 = __builtin_cpu_supports("avx2");
-  return avx2 ? ReadSumAvx2(p, n) : ReadSumPlain(p, n);
+  if (!avx2) return ReadSumPlain(p, n);
+  switch (k) {
+    case ReadKernel::kPrefetchL2: return ReadSumAvx2<2>(p, n);
+    case ReadKernel::kPrefetchL1: return ReadSumAvx2<3>(p, n);
+    case ReadKernel::kPlain: break;
+  }
+  return ReadSumAvx2<0>(p, n);
 }
 
 // One streaming read of `buf` by `threads` threads (the caller's included), each
@@ -65,7 +100,7 @@ struct TimedReadResult {
   double seconds = 0;
 };
 
-inline TimedReadResult ThreadedReadSum(std::span<const uint64_t> buf, int threads) {
+inline TimedReadResult ThreadedReadSum(std::span<const uint64_t> buf, int threads, ReadKernel kernel) {
   using Clock = std::chrono::steady_clock;
   const size_t n = buf.size();
   std::vector<uint64_t> sums(threads);
@@ -73,7 +108,7 @@ inline TimedReadResult ThreadedReadSum(std::span<const uint64_t> buf, int thread
   std::atomic<int> waiting{0};
   std::atomic<bool> go{false};
   auto share = [&](int t) {
-    sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads);
+    sums[t] = ReadSum(buf.data() + n * t / threads, n * (t + 1) / threads - n * t / threads, kernel);
     ends[t] = Clock::now();
   };
   std::vector<std::thread> pool;
@@ -96,6 +131,30 @@ inline TimedReadResult ThreadedReadSum(std::span<const uint64_t> buf, int thread
   }
   r.seconds = std::chrono::duration<double>(last - start).count();
   return r;
+}
+
+// The read kernel whose reads of `buf` by `threads` threads have the shortest median
+// time: `rounds` rounds, each reading with every kernel in turn (so a slow spell of the
+// machine hits all alike). `medians`, if given, gets each kernel's median seconds in
+// kReadKernels' order.
+inline ReadKernel FastestReadKernel(std::span<const uint64_t> buf, int threads, int rounds, std::vector<double>* medians = nullptr) {
+  constexpr size_t kCount = std::size(kReadKernels);
+  std::vector<std::vector<double>> secs(kCount);
+  uint64_t sink = 0;
+  for (int r = 0; r < rounds; ++r)
+    for (size_t k = 0; k < kCount; ++k) {
+      const TimedReadResult read = ThreadedReadSum(buf, threads, kReadKernels[k]);
+      sink ^= read.sum;
+      secs[k].push_back(read.seconds);
+    }
+  std::vector<double> med(kCount);
+  for (size_t k = 0; k < kCount; ++k) {
+    std::sort(secs[k].begin(), secs[k].end());
+    med[k] = secs[k][secs[k].size() / 2];
+  }
+  asm volatile("" : : "r"(sink));  // the sums stay live, so no read is optimised away
+  if (medians != nullptr) *medians = med;
+  return kReadKernels[std::min_element(med.begin(), med.end()) - med.begin()];
 }
 
 // The thread pool's workers spin for ~0.16 ms after a job before they sleep. A read
