@@ -876,9 +876,9 @@ const DotKernels kAvx512Zen4 = [] {
 // miss buffers until their lines arrive, which the loop's own loads then wait behind;
 // L2's streamer takes the rest. On the Zen 5 the other tuning came from, prefetcht1
 // had been the slower (eighth pass), so this set is Intel's only. Eight chunks ahead
-// instead of four: level (0.99-1.00x); every long row in order as the Zen 4 set does,
-// with this prefetch: level (1.00x); attention without its prefetches: slower (0.98-1.00x
-// at 128 tokens, 0.96x at 1,000), so attention keeps them.
+// instead of four: level (0.995-1.012x); every long row in order as the Zen 4 set does,
+// with this prefetch: level (0.994-1.003x); attention without its prefetches: 0.98-1.01x
+// at 128 tokens, 0.96-0.98x at 1,000, so attention keeps them.
 const DotKernels kAvx512Intel = [] {
   DotKernels k = kAvx512;
   k.q8_0_rows = DotQ8_0Rows<kRowPrefetchAhead, kShortRowPrefetchAhead, true, PrefetchTo::kL2>;
