@@ -97,7 +97,8 @@ inline constexpr int kTileRows = 4;  // weight rows per prefill tile
 // "avx512-vnni-zen4", tuned on a Zen 4, where that loop ran at a third of a plain read
 // (every row in order, no software prefetch: the hardware prefetchers alone); and
 // "avx512-vnni-intel", tuned on a Xeon: the first, but the kQ8_0Rows loop's lookahead
-// prefetches fill L2 only.
+// prefetches fill L2 only, and the float decode rows (f32/f16/bf16) prefetch ahead
+// into L2 too.
 // A Zen 4 (CpuIsAmdFamily19h) gets the second, an Intel CPU (CpuIsIntel) the third,
 // every other CPU the first.
 const DotKernels& BestDotKernels();

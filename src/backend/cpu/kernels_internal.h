@@ -16,8 +16,8 @@ const DotKernels* Avx512DotKernels();
 // The same set with the kQ8_0Rows decode loop and attention tuned on a Zen 4 (rows in
 // order, no software prefetch); nullptr likewise.
 const DotKernels* Avx512Zen4DotKernels();
-// The same set with the kQ8_0Rows decode loop's lookahead into L2, tuned on an Intel
-// Xeon; nullptr likewise.
+// The same set with the decode loops' lookahead into L2 (kQ8_0Rows and the float rows),
+// tuned on an Intel Xeon; nullptr likewise.
 const DotKernels* Avx512IntelDotKernels();
 // RowPrefetchVariants' sets (empty without AVX-512).
 const std::vector<DotKernels>& Avx512RowPrefetchVariants();

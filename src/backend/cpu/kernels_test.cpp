@@ -114,7 +114,7 @@ TEST(Kernels, BestSetFollowsTheCpu) {
   if (!avx512) return;
   // The sets keep their own tunings: avx512-vnni's decode loop is the one that prefetches
   // four chunks ahead on every row (the 4/4 variant), with attention prefetching too;
-  // the Intel set differs from it in that loop only.
+  // the Intel set differs from it in its decode loops only (a lookahead into L2).
   const DotKernels* full = Avx512DefaultDotKernels();
   const DotKernels* zen4 = Avx512Zen4SetDotKernels();
   const DotKernels* intel = Avx512IntelSetDotKernels();
@@ -129,6 +129,10 @@ TEST(Kernels, BestSetFollowsTheCpu) {
   EXPECT_EQ(zen4->q8_0_rows_tile, full->q8_0_rows_tile);
   EXPECT_NE(intel->q8_0_rows, full->q8_0_rows);
   EXPECT_NE(intel->q8_0_rows, zen4->q8_0_rows);
+  EXPECT_NE(intel->f16, full->f16);
+  EXPECT_NE(intel->bf16, full->bf16);
+  EXPECT_NE(intel->f32, full->f32);
+  EXPECT_EQ(intel->f16_tile, full->f16_tile);
   EXPECT_EQ(intel->attend, full->attend);
   EXPECT_EQ(intel->attend_f16, full->attend_f16);
   EXPECT_TRUE(intel->software_prefetch);
