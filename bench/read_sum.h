@@ -78,7 +78,7 @@ __attribute__((target("avx2"))) inline uint64_t ReadSumAvx2(const uint64_t* p, s
 }
 
 // Without AVX2 every kernel is the plain loop.
-inline uint64_t ReadSum(const uint64_t* p, size_t n, ReadKernel k = ReadKernel::kPlain) {
+inline uint64_t ReadSum(const uint64_t* p, size_t n, ReadKernel k) {
   static const bool avx2 = __builtin_cpu_supports("avx2");
   if (!avx2) return ReadSumPlain(p, n);
   switch (k) {

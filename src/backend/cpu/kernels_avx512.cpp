@@ -77,6 +77,13 @@ KV_AVX512 inline void PrefetchAddress(uintptr_t a) {
   __builtin_prefetch(reinterpret_cast<const char*>(a), 0, kTo == PrefetchTo::kL1 ? 3 : 2);
 }
 
+// Every line of [begin, begin + bytes) into kTo. The range may run past the end of its
+// object (a lookahead): addresses as integers, and a prefetch does not fault.
+template <PrefetchTo kTo>
+KV_AVX512 inline void PrefetchLines(uintptr_t begin, size_t bytes) {
+  for (uintptr_t line = begin & ~uintptr_t{63}; line < begin + bytes; line += 64) PrefetchAddress<kTo>(line);
+}
+
 // Decode: one row, four independent accumulators (the FMA latency is hidden and the
 // loads of four vectors are in flight at once). kAhead > 0: each step also prefetches
 // into L2 the lines kAhead bytes on (past the row's end: the next rows, which the same
@@ -479,8 +486,7 @@ KV_AVX512 inline void ShortRowsBlocks(const uint8_t* row0, size_t row_bytes, int
 // y[0..R) for R rows from row0 on. REQUIRES: nb < kQ8_0RowsChunkBlocks.
 template <int R, size_t kAhead, PrefetchTo kTo>
 KV_AVX512 inline void ShortRows(const uint8_t* row0, size_t row_bytes, int64_t nb, const ShortRowActivation& a, const float* xs, float* y) {
-  const uintptr_t ahead = reinterpret_cast<uintptr_t>(row0) + kAhead;
-  for (uintptr_t line = ahead & ~uintptr_t{63}; line < ahead + R * row_bytes; line += 64) PrefetchAddress<kTo>(line);
+  PrefetchLines<kTo>(reinterpret_cast<uintptr_t>(row0) + kAhead, R * row_bytes);
   __m512 acc[R][2];
   for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
   int64_t b = 0;
@@ -513,8 +519,7 @@ KV_AVX512 void DotQ8_0Rows(const void* w, size_t row_bytes, int64_t rows, const 
   constexpr bool kInOrder = kAhead == 0 && kShortAhead == 0;
   if constexpr (!kInOrder) {
     const size_t head = std::min(rows * row_bytes, nb < kQ8_0RowsChunkBlocks ? kShortAhead : kAhead);
-    const uintptr_t start = reinterpret_cast<uintptr_t>(base);
-    for (uintptr_t line = start & ~uintptr_t{63}; line < start + head; line += 64) PrefetchAddress<PrefetchTo::kL1>(line);
+    PrefetchLines<PrefetchTo::kL1>(reinterpret_cast<uintptr_t>(base), head);
     if (kGroupShortRows && nb < kQ8_0RowsChunkBlocks) {
       ShortRowActivation a;
       PrepareShortRowActivation(xq, nb, &a);
@@ -621,8 +626,7 @@ constexpr int64_t kAttendPassKeys = 256;
 
 // Prefetches the lines of [p, p + bytes) (a stretch of KV the next steps read).
 KV_AVX512 inline void PrefetchRange(const void* p, size_t bytes) {
-  const auto a = reinterpret_cast<uintptr_t>(p);
-  for (uintptr_t line = a & ~uintptr_t{63}; line < a + bytes; line += 64) _mm_prefetch(reinterpret_cast<const char*>(line), _MM_HINT_T0);
+  PrefetchLines<PrefetchTo::kL1>(reinterpret_cast<uintptr_t>(p), bytes);
 }
 
 // G query heads sharing a KV head against the keys of `spans`, up to kAttendPassKeys at
